@@ -1,0 +1,253 @@
+"""The ``appgen`` command line: a thin click layer over the library.
+
+The library raises typed :class:`~appgen.errors.AppgenError` subclasses; only this
+module turns them into ``error: <message>`` on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+import click
+
+from . import __version__, catalog, settings
+from .errors import AppgenError
+from .render import BACKENDS, RenderRequest, preview_config, render_project
+
+EXIT_ERROR = 2
+_DATA_DIR = "data"
+BACKEND_MODULES = ("tensorflow", "jax", "torch", "keras", "keras_hub")
+
+# Run by `appgen doctor` in a child process: it imports TensorFlow/JAX, which the
+# generator itself must never do, and a crash there must not take the CLI down.
+_DOCTOR_SNIPPET = r"""
+import importlib.util, json, os, sys, types
+package_dir, config = sys.argv[1], json.loads(sys.argv[2])
+package = types.ModuleType("appgen_runtime")
+package.__path__ = [package_dir]  # lets strategy.py's relative imports find its siblings
+sys.modules["appgen_runtime"] = package
+spec = importlib.util.spec_from_file_location(
+    "appgen_runtime.strategy", os.path.join(package_dir, "strategy.py"))
+strategy = importlib.util.module_from_spec(spec)
+sys.modules["appgen_runtime.strategy"] = strategy
+spec.loader.exec_module(strategy)
+env = strategy.describe_environment(config.get("runtime", {}).get("backend"))
+print(strategy.format_plan(strategy.choose_plan(config, env)))
+"""
+# Used by `doctor` when no built-in template renders a config.toml to plan with.
+_DOCTOR_FALLBACK_CONFIG: dict[str, Any] = {
+    "train": {"batch_size": 32, "learning_rate": 0.001, "lr_scaling": "linear"},
+    "runtime": {"precision": "auto", "jit_compile": "auto", "distribute": "auto",
+                "steps_per_execution": "auto", "seed": 1337, "memory_growth": True,
+                "tf32": False},
+}
+
+
+class _Group(click.Group):
+    """Click group that reports library errors as one line and exit code 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AppgenError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(EXIT_ERROR)
+        except OSError as exc:  # e.g. permission denied on the output folder
+            where = f": {exc.filename}" if exc.filename else ""
+            click.echo(f"error: {exc.strerror or exc}{where}", err=True)
+            ctx.exit(EXIT_ERROR)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="appgen")
+def main() -> None:
+    """Scaffold ready-to-train Keras 3 projects from templates."""
+
+
+@main.command()
+@click.argument("name")
+@click.option("-t", "--template", "template_ref", required=True,
+              help="Template name (see `appgen list`) or path to a template folder.")
+@click.option("--task", default=None, help="Task of the template (default: its first).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Project directory (default: ./NAME).")
+@click.option("--backend", type=click.Choice(BACKENDS), default="tensorflow", show_default=True,
+              help="Keras backend written into config.toml.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config.toml default (repeatable), e.g. train.epochs=5.")
+@click.option("--no-sample-data", is_flag=True, help="Do not write the sample dataset to data/.")
+@click.option("--force", is_flag=True,
+              help="Write into a non-empty directory (overwrites rendered files, deletes none).")
+@click.option("--dry-run", is_flag=True, help="Render and list the files without writing them.")
+def new(name: str, template_ref: str, task: str | None, output: Path | None, backend: str,
+        overrides: tuple[str, ...], no_sample_data: bool, force: bool, dry_run: bool) -> None:
+    """Create a new project NAME from a template."""
+    template = catalog.find_template(template_ref)
+    request = RenderRequest(
+        project_name=name,
+        template=template,
+        task=task,
+        out_dir=output if output is not None else Path(name),
+        backend=backend,
+        overrides=list(overrides),
+        sample_data=not no_sample_data,
+        force=force,
+        dry_run=dry_run,
+    )
+    result = render_project(request)
+    if dry_run:
+        click.echo(f"would create {result.target} from template {template.name!r} "
+                   f"({len(result.files)} files):")
+        for rel in result.files:
+            click.echo(f"  {rel}")
+        if result.data_summary:
+            click.echo(f"  {_DATA_DIR}/  {result.data_summary}")
+        return
+    click.echo(f"Created {result.target} from template {template.name!r}"
+               + (f" (task {result.task})" if result.task else "")
+               + f": {len(result.files)} files.")
+    if result.data_summary:
+        click.echo(f"Sample data in {_DATA_DIR}/: {result.data_summary}")
+    click.echo("\nNext steps:")
+    click.echo(f"  cd {_shell_path(result.target)} && python -m {result.package} train")
+
+
+def _shell_path(path: Path) -> str:
+    # Show the path the way the user is likely to type it: relative when it is below cwd.
+    try:
+        shown = str(path.relative_to(Path.cwd()))
+    except ValueError:
+        shown = str(path)
+    return shown if " " not in shown else f'"{shown}"'
+
+
+@main.command(name="list")
+def list_command() -> None:
+    """List templates and their tasks, one line each."""
+    templates = catalog.list_templates()
+    if not templates:
+        click.echo("no templates found")
+    width = max((len(t.name) for t in templates), default=0)
+    for template in templates:
+        tasks = ",".join(template.effective_tasks()) or "-"
+        origin = "  (user)" if template.source == "user" else ""
+        click.echo(f"{template.name:<{width}}  {tasks:<28}  {template.description}{origin}")
+    for path, reason in catalog.broken_templates():
+        click.echo(f"warning: skipped {path}: {reason}", err=True)
+
+
+@main.command()
+@click.argument("template_ref", metavar="TEMPLATE")
+@click.option("--task", default=None, help="Show the defaults for this task.")
+def info(template_ref: str, task: str | None) -> None:
+    """Show a template's tasks, data format and options with their defaults."""
+    template = catalog.find_template(template_ref)
+    chain = " <- ".join(t.name for t in reversed(template.chain()))
+    tasks = template.effective_tasks()
+    click.echo(f"{template.name}: {template.description}")
+    click.echo(f"  source:      {template.path} ({template.source})")
+    click.echo(f"  extends:     {chain}")
+    click.echo(f"  tasks:       {', '.join(tasks) if tasks else '-'}"
+               + (f" (default {tasks[0]})" if tasks else ""))
+    click.echo(f"  data format: {template.data_format or '-'}")
+    click.echo(f"  sample data: {template.sample_data or '-'}")
+    text = preview_config(template, task)
+    if text is None:
+        click.echo("  options:     none (no config.toml)")
+        return
+    click.echo("  options (set with --set KEY=VALUE):")
+    keys = settings.describe_keys(text)
+    width = max((len(a.key) for a in keys), default=0)
+    for assignment in keys:
+        value = " ".join(text[assignment.value_start : assignment.value_end].split())
+        comment = f"  # {assignment.comment}" if assignment.comment else ""
+        click.echo(f"    {assignment.key:<{width}} = {value}{comment}")
+
+
+@main.command()
+@click.argument("name")
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True,
+              help="Folder to write the dataset into.")
+@click.option("--size", type=click.IntRange(min=1), default=None,
+              help="Number of samples (default: the provider's).")
+@click.option("--seed", type=int, default=0, show_default=True)
+def data(name: str, out: Path, size: int | None, seed: int) -> None:
+    """Write the sample dataset NAME (see a template's `sample data`) to --out."""
+    try:
+        from appgen.datasets import get_writer  # lazy: providers import numpy and friends
+
+        writer = get_writer(name)
+    except (ImportError, KeyError, AttributeError) as exc:
+        raise AppgenError(f"dataset {name!r} is not available: {exc}") from None
+    try:
+        summary = writer(out, size=size, seed=seed)
+    except (ValueError, RuntimeError) as exc:
+        raise AppgenError(f"writing dataset {name!r} failed: {exc}") from None
+    click.echo(f"{out}: {summary}")
+
+
+@main.command()
+def doctor() -> None:
+    """Show Python, backends and the device plan a generated project would choose."""
+    click.echo(f"python:  {platform.python_version()} ({sys.executable})")
+    click.echo(f"appgen:  {__version__}")
+    for module in BACKEND_MODULES:
+        # find_spec and metadata only: importing TensorFlow here would take seconds.
+        if importlib.util.find_spec(module) is None:
+            click.echo(f"{module + ':':<12} not installed")
+            continue
+        try:
+            version = importlib.metadata.version(module.replace("_", "-"))
+        except importlib.metadata.PackageNotFoundError:
+            version = "installed"
+        click.echo(f"{module + ':':<12} {version}")
+    package_dir = catalog.builtin_templates_dir() / "_base" / "project" / "__package__"
+    if not (package_dir / "strategy.py").is_file():
+        click.echo(f"plan:    unavailable (no strategy.py in {package_dir})")
+        return
+    config = _doctor_config()
+    config.setdefault("runtime", {})["backend"] = os.environ.get("KERAS_BACKEND", "tensorflow")
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-c", _DOCTOR_SNIPPET, str(package_dir), json.dumps(config)],
+            capture_output=True, text=True, timeout=300, check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        click.echo(f"plan:    unavailable ({type(exc).__name__}: {exc})")
+        return
+    if completed.returncode != 0:
+        lines = [line for line in completed.stderr.splitlines() if line.strip()]
+        reason = lines[-1] if lines else f"exit code {completed.returncode}"
+        click.echo(f"plan:    unavailable ({reason})")
+        return
+    click.echo("plan:")
+    for line in completed.stdout.rstrip().splitlines():
+        click.echo(f"  {line}")
+
+
+def _doctor_config() -> dict[str, Any]:
+    # The plan depends on config defaults (batch size, precision...): take the first
+    # built-in template's, so doctor shows what `appgen new` + train would do.
+    for template in catalog.list_templates():
+        if template.source != "builtin":
+            continue
+        try:
+            text = preview_config(template)
+        except AppgenError:
+            continue
+        if text is not None:
+            return tomllib.loads(text)
+    return json.loads(json.dumps(_DOCTOR_FALLBACK_CONFIG))

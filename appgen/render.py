@@ -1,0 +1,574 @@
+"""Render a template chain into a new project, atomically.
+
+Everything is rendered into a staging directory next to the target and moved
+into place only once complete, so a failure leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import keyword
+import os
+import re
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+import jinja2
+from jinja2.loaders import split_template_path
+from jinja2.sandbox import SandboxedEnvironment
+
+from . import __version__, settings
+from .catalog import Template
+from .errors import (
+    AppgenError,
+    InvalidProjectNameError,
+    InvalidValueError,
+    RenderError,
+    TargetNotEmptyError,
+    UnknownKeyError,
+    UnsafePathError,
+)
+
+BACKENDS = ("tensorflow", "jax", "torch")
+PACKAGE_PLACEHOLDER = "__package__"
+JINJA_SUFFIX = ".jinja"
+# Include-only partials: reachable with {% include %}, never written to the project.
+PARTIAL_SUFFIX = ".inc"
+CONFIG_FILE = "config.toml"
+RECORD_FILE = ".appgen.toml"
+DATA_DIR = "data"
+
+# Names a generated package must not take: it would shadow what the project imports,
+# or collide with a folder the project already has at its root.
+RESERVED_PACKAGES = frozenset({
+    "keras", "tensorflow", "jax", "jaxlib", "numpy", "torch", "appgen", "tests", "data",
+    "launch", "keras_hub", "keras_nlp", "keras_cv", "click", "jinja2", "matplotlib", "scipy",
+    "sklearn", "pandas", "PIL", "nibabel", "pydicom", "pytest", "setuptools", "pip",
+})
+_SKIP_NAMES = frozenset({"__pycache__", ".DS_Store", ".pytest_cache", ".mypy_cache"})
+_PACKAGE_RE = re.compile(r"[a-z_][a-z0-9_]*")
+
+
+@dataclass
+class RenderRequest:
+    """Everything ``appgen new`` needs to render one project."""
+
+    project_name: str
+    template: Template
+    task: str | None
+    out_dir: Path  # the project directory itself, e.g. ./NAME
+    backend: str = "tensorflow"
+    overrides: list[str] = field(default_factory=list)
+    sample_data: bool = True
+    force: bool = False
+    dry_run: bool = False
+
+
+@dataclass
+class RenderResult:
+    """What was (or, for a dry run, would be) written."""
+
+    target: Path
+    package: str
+    task: str | None
+    files: list[str]  # project-relative POSIX paths of rendered files, plus .appgen.toml
+    data_summary: str | None = None  # the sample-data writer's one-line summary
+    dry_run: bool = False
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def package_name(project_name: str) -> str:
+    """Turn NAME into its Python package name, or say why it cannot be one.
+
+    Raises:
+        InvalidProjectNameError: with the reason.
+    """
+    package = project_name.strip().lower().replace("-", "_")
+    prefix = f"invalid project name {project_name!r}"
+    if not package:
+        raise InvalidProjectNameError(f"{prefix}: it is empty")
+    if not _PACKAGE_RE.fullmatch(package):
+        if package[0].isdigit():
+            reason = "a Python package name cannot start with a digit"
+        else:
+            reason = ("a Python package name may only hold ASCII letters, digits, '_' "
+                      "(and '-', which becomes '_')")
+        raise InvalidProjectNameError(f"{prefix}: {reason}")
+    if keyword.iskeyword(package):
+        raise InvalidProjectNameError(f"{prefix}: {package!r} is a Python keyword")
+    if package in sys.stdlib_module_names:
+        raise InvalidProjectNameError(
+            f"{prefix}: {package!r} would shadow the standard-library module of that name"
+        )
+    if package in RESERVED_PACKAGES:
+        raise InvalidProjectNameError(
+            f"{prefix}: {package!r} would shadow a package or folder the project uses"
+        )
+    return package
+
+
+def resolve_task(template: Template, task: str | None) -> str | None:
+    """Return ``task``, or the template's default (first) task when it is None.
+
+    Raises:
+        InvalidValueError: if the template has no such task.
+    """
+    tasks = template.effective_tasks()
+    if task is None:
+        return tasks[0] if tasks else None
+    if task not in tasks:
+        choices = ", ".join(tasks) if tasks else "none (omit --task)"
+        raise InvalidValueError(
+            f"template {template.name!r} has no task {task!r}; choose from: {choices}"
+        )
+    return task
+
+
+def _check_backend(backend: str) -> None:
+    if backend not in BACKENDS:
+        raise InvalidValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
+
+
+def safe_relative_path(rel: str) -> PurePosixPath:
+    """Return ``rel`` as a relative POSIX path, refusing anything that could escape.
+
+    Raises:
+        UnsafePathError: for absolute paths, drive letters, ``..`` parts or backslashes
+            that would act as separators on Windows.
+    """
+    windows = PureWindowsPath(rel)
+    parts = re.split(r"[\\/]", rel)
+    if (PurePosixPath(rel).is_absolute() or windows.is_absolute() or windows.drive
+            or any(part in ("..", ".") for part in parts) or "\x00" in rel):
+        raise UnsafePathError(f"template path {rel!r} would be written outside the project")
+    return PurePosixPath(rel)
+
+
+# --------------------------------------------------------------------------- collecting
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """One file of a template's ``project/`` folder and where it lands in the project."""
+
+    owner: Template
+    source: Path  # absolute path of the template file
+    source_rel: str  # POSIX path relative to owner.project_dir
+    dest: PurePosixPath  # project-relative output path
+
+    @property
+    def is_jinja(self) -> bool:
+        """Whether the file is rendered with Jinja (``.jinja`` suffix)."""
+        return self.source_rel.endswith(JINJA_SUFFIX)
+
+
+def collect_files(chain: list[Template], package: str) -> dict[PurePosixPath, SourceFile]:
+    """Map each output path to the template file that produces it, the child winning.
+
+    Raises:
+        UnsafePathError: for symlinks that leave the template or unsafe output paths.
+    """
+    files: dict[PurePosixPath, SourceFile] = {}
+    for template in chain:  # root ancestor first, so later (child) entries replace earlier
+        root = template.project_dir.resolve()
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = sorted(name for name in dirnames if name not in _SKIP_NAMES)
+            for name in dirnames:
+                if Path(dirpath, name).is_symlink():
+                    raise UnsafePathError(
+                        f"{Path(dirpath, name)}: symbolic links to folders are not allowed "
+                        "in templates"
+                    )
+            for name in sorted(filenames):
+                if name in _SKIP_NAMES or name.endswith((".pyc", ".pyo")):
+                    continue
+                path = Path(dirpath, name)
+                if path.is_symlink() and not path.resolve().is_relative_to(root):
+                    raise UnsafePathError(f"{path}: symbolic link points outside the template")
+                source_rel = path.relative_to(root).as_posix()
+                if source_rel.endswith(PARTIAL_SUFFIX):
+                    continue
+                dest = _dest_path(source_rel, package)
+                files[dest] = SourceFile(template, path, source_rel, dest)
+    return files
+
+
+def _dest_path(source_rel: str, package: str) -> PurePosixPath:
+    rel = source_rel[: -len(JINJA_SUFFIX)] if source_rel.endswith(JINJA_SUFFIX) else source_rel
+    safe = safe_relative_path(rel)
+    parts = [package if part == PACKAGE_PLACEHOLDER else part for part in safe.parts[:-1]]
+    return PurePosixPath(*parts, safe.name)
+
+
+# --------------------------------------------------------------------------- Jinja
+
+
+class ChainLoader(jinja2.BaseLoader):
+    """Resolve template names against the chain's ``project/`` folders, child first.
+
+    ``"<template name>/<path>"`` (e.g. ``"_base/runtime.toml.inc"``) addresses one
+    template's folder directly, so a child can include the parent file it replaces.
+    """
+
+    def __init__(self, chain: list[Template]) -> None:
+        self.chain = chain
+
+    def get_source(
+        self, environment: jinja2.Environment, template: str
+    ) -> tuple[str, str, Callable[[], bool]]:
+        """Return the source, filename and an up-to-date check for ``template``."""
+        pieces = split_template_path(template)  # raises TemplateNotFound on ".."
+        candidates: list[Path] = []
+        if len(pieces) > 1:
+            for owner in self.chain:
+                if pieces[0] in (owner.name, owner.path.name):
+                    candidates.append(owner.project_dir.joinpath(*pieces[1:]))
+        candidates.extend(owner.project_dir.joinpath(*pieces) for owner in reversed(self.chain))
+        for candidate in candidates:
+            if candidate.is_file():
+                try:
+                    source = candidate.read_text(encoding="utf-8")
+                except UnicodeDecodeError as exc:
+                    raise RenderError(f"{candidate} is not UTF-8 text: {exc}") from None
+                mtime = candidate.stat().st_mtime
+                return source, str(candidate), partial(_unchanged, candidate, mtime)
+        raise jinja2.TemplateNotFound(template)
+
+
+def _unchanged(path: Path, mtime: float) -> bool:
+    return path.is_file() and path.stat().st_mtime == mtime
+
+
+def make_environment(chain: list[Template]) -> SandboxedEnvironment:
+    """The sandboxed, strict Jinja environment every template file is rendered with."""
+    return SandboxedEnvironment(
+        loader=ChainLoader(chain),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,  # we write code and TOML, not HTML
+    )
+
+
+def _render_file(env: SandboxedEnvironment, source: SourceFile, context: dict[str, Any]) -> str:
+    name = f"{source.owner.name}/{source.source_rel}"
+    try:
+        return env.get_template(name).render(context)
+    except AppgenError:
+        raise
+    except jinja2.TemplateSyntaxError as exc:
+        where = exc.filename or str(source.source)
+        raise RenderError(f"{where}:{exc.lineno}: template syntax error: {exc.message}") from None
+    except jinja2.exceptions.SecurityError as exc:
+        raise RenderError(f"{source.source}: refused by the Jinja sandbox: {exc}") from None
+    except jinja2.TemplateError as exc:
+        raise RenderError(f"{source.source}: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # a template expression may raise anything, e.g. 1/0
+        raise RenderError(f"{source.source}: {type(exc).__name__}: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- config
+
+
+def render_config(
+    template: Template,
+    context: dict[str, Any],
+    user_overrides: dict[str, Any],
+    files: dict[PurePosixPath, SourceFile] | None = None,
+) -> tuple[str, dict[str, Any]] | None:
+    """Render config.toml and apply task settings, the backend and ``--set`` values.
+
+    Args:
+        template: the template being rendered.
+        context: the render context (``config`` is not used yet and may be empty).
+        user_overrides: parsed ``--set`` values, dotted key -> value.
+        files: the collected files, if already known.
+
+    Returns:
+        ``(text, parsed)`` of the final config.toml, or None when the template has none.
+
+    Raises:
+        UnknownKeyError, InvalidValueError: for bad overrides, naming the key.
+        RenderError: if the rendered config.toml is not valid TOML.
+    """
+    chain = template.chain()
+    if files is None:
+        files = collect_files(chain, context["package"])
+    source = files.get(PurePosixPath(CONFIG_FILE))
+    if source is None:
+        if user_overrides:
+            key = next(iter(user_overrides))
+            raise UnknownKeyError(f"--set {key}: template {template.name!r} has no config.toml")
+        return None
+    if source.is_jinja:
+        text = _render_file(make_environment(chain), source, {**context, "config": {}})
+    else:
+        text = _read_text(source.source)
+    try:
+        schema = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise RenderError(f"{source.source} does not render to valid TOML: {exc}") from None
+
+    task_settings = settings.validate_overrides(
+        schema, template.effective_task_settings(context["task"]),
+        origin=f"template {template.name!r} task_settings.{context['task']}",
+    )
+    backend: dict[str, Any] = {}
+    if isinstance(schema.get("runtime"), dict) and "backend" in schema["runtime"]:
+        if "runtime.backend" in user_overrides:
+            # Two ways to say one thing would let .appgen.toml and config.toml disagree.
+            raise InvalidValueError("choose the backend with --backend, not --set runtime.backend")
+        backend = {"runtime.backend": context["backend"]}
+    users = settings.validate_overrides(schema, user_overrides)
+    merged = {**task_settings, **backend, **users}
+    text = settings.apply_overrides(text, merged)
+    return text, tomllib.loads(text)
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise RenderError(f"{path} is not UTF-8 text: {exc}") from None
+
+
+def preview_config(template: Template, task: str | None = None,
+                   backend: str = "tensorflow") -> str | None:
+    """Render a template's config.toml with its defaults (for ``appgen info``)."""
+    task = resolve_task(template, task)
+    context = _context(template, "example", "example", task, backend, has_sample_data=False)
+    result = render_config(template, context, {})
+    return None if result is None else result[0]
+
+
+def _context(template: Template, project_name: str, package: str, task: str | None,
+             backend: str, *, has_sample_data: bool) -> dict[str, Any]:
+    return {
+        "project_name": project_name,
+        "package": package,
+        "template": template.name,
+        "task": task,
+        "backend": backend,
+        "appgen_version": __version__,
+        "config": {},
+        "has_sample_data": has_sample_data,
+    }
+
+
+# --------------------------------------------------------------------------- the worker
+
+
+def render_project(req: RenderRequest) -> RenderResult:
+    """Render ``req.template`` into ``req.out_dir`` (or only into staging for a dry run).
+
+    Raises:
+        AppgenError: a subclass naming what went wrong; nothing is left on disk.
+    """
+    _check_backend(req.backend)
+    package = package_name(req.project_name)
+    task = resolve_task(req.template, req.task)
+    user_overrides = settings.parse_overrides(req.overrides)
+    target = Path(req.out_dir).expanduser().absolute()
+    _check_target(target, req.force)
+
+    created_parents = _make_parents(target.parent) if not req.dry_run else []
+    stage_parent = target.parent if target.parent.is_dir() else None
+    staging = Path(tempfile.mkdtemp(dir=stage_parent, prefix=".appgen-"))
+    moved = False
+    try:
+        written, summary = _render_into(staging, req, package, task, user_overrides)
+        if summary:
+            # Providers name the folder they wrote to; report where it ends up, not staging.
+            summary = summary.replace(str(staging), str(target))
+        if not req.dry_run:
+            _move_into_place(staging, target)
+            moved = True
+        return RenderResult(target, package, task, written, summary, req.dry_run)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if not moved:
+            for parent in reversed(created_parents):  # deepest first
+                try:
+                    parent.rmdir()
+                except OSError:
+                    break
+
+
+def _check_target(target: Path, force: bool) -> None:
+    if target.exists() and not target.is_dir():
+        raise TargetNotEmptyError(f"{target} exists and is not a directory")
+    if target.is_dir() and any(target.iterdir()) and not force:
+        raise TargetNotEmptyError(
+            f"{target} is not empty; choose another directory with -o, or pass --force to "
+            "write over it (no existing file is deleted)"
+        )
+
+
+def _make_parents(directory: Path) -> list[Path]:
+    # Remember which folders we created so a failed render can remove them again.
+    missing: list[Path] = []
+    while not directory.exists():
+        missing.append(directory)
+        directory = directory.parent
+    for path in reversed(missing):
+        path.mkdir()
+    return list(reversed(missing))
+
+
+def _render_into(
+    staging: Path, req: RenderRequest, package: str, task: str | None,
+    user_overrides: dict[str, Any],
+) -> tuple[list[str], str | None]:
+    chain = req.template.chain()
+    files = collect_files(chain, package)
+    want_data = bool(req.sample_data and _sample_data_name(chain))
+    context = _context(req.template, req.project_name, package, task, req.backend,
+                       has_sample_data=want_data)
+    rendered: dict[PurePosixPath, bytes] = {}
+    config = render_config(req.template, context, user_overrides, files)
+    if config is not None:
+        rendered[PurePosixPath(CONFIG_FILE)] = config[0].encode("utf-8")
+        context["config"] = config[1]
+
+    env = make_environment(chain)
+    for dest, source in sorted(files.items()):
+        if dest in rendered:
+            continue
+        if source.is_jinja:
+            rendered[dest] = _render_file(env, source, context).encode("utf-8")
+        else:
+            rendered[dest] = source.source.read_bytes()
+
+    root = staging.resolve()
+    for dest, content in rendered.items():
+        path = staging.joinpath(*dest.parts)
+        if not path.resolve().is_relative_to(root):
+            raise UnsafePathError(f"template path {dest} would be written outside the project")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        source_file = files.get(dest)
+        if source_file is not None and source_file.source.stat().st_mode & 0o111:
+            # Keep launch scripts executable, but never copy a read-only mode from an
+            # installed template: the project belongs to its user.
+            path.chmod(path.stat().st_mode | (0o111 & ~_umask()))
+
+    data_name = _sample_data_name(chain) if req.sample_data else None
+    summary = _write_sample_data(staging, data_name) if data_name else None
+    _write_record(staging / RECORD_FILE, req, package, task, sorted(rendered))
+    return sorted([dest.as_posix() for dest in rendered] + [RECORD_FILE]), summary
+
+
+def _sample_data_name(chain: list[Template]) -> str | None:
+    for template in reversed(chain):
+        if template.sample_data:
+            return template.sample_data
+    return None
+
+
+def _write_sample_data(staging: Path, name: str) -> str:
+    try:
+        # Imported lazily: providers pull in numpy and friends, which `appgen list` never needs.
+        from appgen.datasets import get_writer
+
+        writer = get_writer(name)
+    except (ImportError, KeyError, AttributeError) as exc:
+        raise RenderError(
+            f"sample data {name!r} is not available ({exc}); use --no-sample-data"
+        ) from None
+    try:
+        summary = writer(staging / DATA_DIR, size=None, seed=0)
+    except Exception as exc:  # any provider failure must still leave nothing behind
+        raise RenderError(
+            f"writing sample data {name!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+    return str(summary)
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 hex digest of a file's bytes."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _write_record(
+    path: Path, req: RenderRequest, package: str, task: str | None,
+    rendered: list[PurePosixPath],
+) -> None:
+    """Write .appgen.toml: the answers, appgen's version and a hash of each rendered file."""
+    fmt = settings.format_value
+    lines = [
+        "# Written by appgen: how this project was generated. `appgen update` uses it to",
+        "# re-render with the same answers and to tell pristine files from edited ones.",
+        f"appgen_version = {fmt(__version__)}",
+        f"project_name = {fmt(req.project_name)}",
+        f"package = {fmt(package)}",
+        f"template = {fmt(req.template.name)}",
+        f"template_source = {fmt(str(req.template.path))}",
+    ]
+    if task is not None:
+        lines.append(f"task = {fmt(task)}")
+    lines += [
+        f"backend = {fmt(req.backend)}",
+        f"sample_data = {fmt(req.sample_data)}",
+        f"overrides = {fmt(list(req.overrides))}",
+        "",
+        "[files]",
+    ]
+    staging = path.parent
+    for rel in rendered:
+        digest = file_digest(staging.joinpath(*rel.parts))
+        lines.append(f"{settings.format_string(rel.as_posix())} = {fmt(digest)}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def _umask() -> int:
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
+
+
+def _move_into_place(staging: Path, target: Path) -> None:
+    if not target.exists():
+        # mkdtemp made staging private (0700); give the project the user's usual permissions.
+        staging.chmod(0o777 & ~_umask())
+        os.replace(staging, target)
+        return
+    if not any(target.iterdir()):
+        for entry in staging.iterdir():
+            os.replace(entry, target / entry.name)
+        return
+    # --force into a non-empty directory: check every conflict first, then overwrite
+    # only the files we rendered; nothing the user has is deleted.
+    all_files = [
+        path.relative_to(staging) for path in sorted(staging.rglob("*"))
+        if path.is_file() or path.is_symlink()
+    ]
+    for rel in all_files:
+        destination = target / rel
+        if destination.is_dir() and not destination.is_symlink():
+            raise TargetNotEmptyError(f"{destination} is a folder but the template writes a file")
+        for parent in rel.parents:
+            existing = target / parent
+            if parent != Path(".") and existing.exists() and not existing.is_dir():
+                raise TargetNotEmptyError(
+                    f"{existing} is a file but the template writes a folder there"
+                )
+    for rel in all_files:
+        destination = target / rel
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        # os.replace swaps the file atomically and replaces a symlink rather than following it.
+        try:
+            os.replace(staging / rel, destination)
+        except OSError:  # staging on another filesystem than a mount-point target
+            shutil.copyfile(staging / rel, destination)
