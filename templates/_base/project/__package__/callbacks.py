@@ -1,0 +1,109 @@
+"""Keras callbacks that keep the run directory up to date after every epoch."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from typing import Any
+
+import keras
+
+from .rundir import RunDir, atomic_save_model, atomic_write_json, atomic_write_text
+
+
+class RunRecorder(keras.callbacks.Callback):
+    """Writes last/best checkpoints, history.csv and metrics.json after each epoch.
+
+    Files are renamed into place, so a killed process leaves the previous
+    complete version. A NaN or infinite loss stops training *without* saving, so
+    the last good checkpoint survives (Keras' TerminateOnNaN would let a backup
+    be overwritten or deleted).
+    """
+
+    def __init__(self, run: RunDir, *, monitor: str, mode: str, epochs: int,
+                 is_chief: bool = True) -> None:
+        super().__init__()
+        self.run = run
+        self.monitor = monitor
+        self.mode = mode
+        self.epochs = epochs
+        self.is_chief = is_chief
+        previous = run.read_metrics()
+        self.rows: list[dict[str, Any]] = _read_history(run)
+        self.best: dict[str, Any] = previous.get("best", {})
+        self.nan_epoch: int | None = None
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.nan_epoch = len(self.rows) + 1
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        if self.nan_epoch is not None or not all(math.isfinite(v) for v in logs.values()):
+            self.nan_epoch = epoch + 1
+            self.model.stop_training = True
+            return
+        if not self.is_chief:
+            return
+        row = {"epoch": epoch + 1, **logs,
+               "learning_rate": _current_learning_rate(self.model)}
+        self.rows = [r for r in self.rows if int(r["epoch"]) <= epoch] + [row]
+        atomic_save_model(self.model, self.run.last_checkpoint)
+        if self._improved(logs):
+            self.best = {"epoch": epoch + 1, **logs}
+            atomic_save_model(self.model, self.run.best_checkpoint)
+        atomic_write_text(self.run.history, _to_csv(self.rows))
+        self.write_metrics(epoch + 1, last=row)
+
+    def write_metrics(self, epochs_completed: int, **extra: Any) -> None:
+        """Rewrite metrics.json, keeping what earlier epochs or stages wrote."""
+        metrics = self.run.read_metrics()
+        metrics.update(epochs_completed=epochs_completed, epochs_planned=self.epochs,
+                       monitor=self.monitor, best=self.best, **extra)
+        atomic_write_json(self.run.metrics, metrics)
+
+    def _improved(self, logs: dict[str, float]) -> bool:
+        value = logs.get(self.monitor)
+        if value is None:
+            return not self.best  # nothing to compare: keep the first epoch as best
+        if self.monitor not in self.best:
+            return True
+        old = self.best[self.monitor]
+        return value < old if self.mode == "min" else value > old
+
+
+def _current_learning_rate(model: keras.Model) -> float:
+    optimizer = model.optimizer
+    rate = optimizer.learning_rate
+    return float(keras.ops.convert_to_numpy(rate))
+
+
+def _to_csv(rows: list[dict[str, Any]]) -> str:
+    columns: list[str] = []
+    for row in rows:
+        columns += [key for key in row if key not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _read_history(run: RunDir) -> list[dict[str, Any]]:
+    if not run.history.is_file():
+        return []
+    with run.history.open(newline="", encoding="utf-8") as handle:
+        return [{k: float(v) for k, v in row.items() if v != ""}
+                for row in csv.DictReader(handle)]
+
+
+def tensorboard(run: RunDir) -> list[keras.callbacks.Callback]:
+    """TensorBoard logging when TensorFlow and TensorBoard are importable (they write the logs)."""
+    import importlib.util
+
+    if not all(importlib.util.find_spec(name) for name in ("tensorflow", "tensorboard")):
+        return []
+    return [keras.callbacks.TensorBoard(log_dir=str(run.logs), write_graph=False)]

@@ -1,0 +1,171 @@
+"""Load config.toml, apply ``--set KEY=VALUE`` overrides, and write it back.
+
+The defaults in config.toml are the schema: a key that is not there is an
+error, and an override must have the type of its default. A default of
+``"auto"`` means "decided at run time" and also accepts a number or a bool.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from .errors import ConfigError
+
+Config = dict[str, Any]
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Read a TOML config and apply ``KEY=VALUE`` overrides to it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+    try:
+        config = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path} is not valid TOML: {err}") from None
+    return apply_overrides(config, overrides)
+
+
+def apply_overrides(config: Config, overrides: list[str] | tuple[str, ...]) -> Config:
+    """Return a copy of ``config`` with each ``KEY=VALUE`` applied and type-checked."""
+    result = copy.deepcopy(config)
+    for item in overrides:
+        key, value = parse_override(item)
+        set_key(result, key, value)
+    return result
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    """Split ``a.b=VALUE``; VALUE is a TOML value, or a bare string when it is not one."""
+    key, sep, text = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+    return key, parse_value(text.strip())
+
+
+def parse_value(text: str) -> Any:
+    """Parse one TOML value (``3``, ``0.1``, ``true``, ``"x"``, ``[1, 2]``); else a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def set_key(config: Config, key: str, value: Any) -> None:
+    """Set dotted ``key`` in place, refusing unknown keys and wrong types."""
+    *parents, leaf = key.split(".")
+    table = config
+    for depth, part in enumerate(parents):
+        child = table.get(part)
+        if not isinstance(child, dict):
+            raise ConfigError(_unknown_key_message(config, ".".join(parents[: depth + 1]), key))
+        table = child
+    if leaf not in table or isinstance(table[leaf], dict):
+        raise ConfigError(_unknown_key_message(config, key, key))
+    table[leaf] = check_type(key, table[leaf], value)
+
+
+def check_type(key: str, default: Any, value: Any) -> Any:
+    """Return ``value`` converted to the default's type, or raise ConfigError."""
+    if default == "auto" and isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(default, bool) or isinstance(value, bool):
+        if isinstance(default, bool) and isinstance(value, bool):
+            return value
+    elif isinstance(default, float) and isinstance(value, (int, float)):
+        if math.isfinite(float(value)):
+            return float(value)
+    elif isinstance(default, int) and isinstance(value, int):
+        return value
+    elif isinstance(default, str) and isinstance(value, str):
+        return value
+    elif isinstance(default, list) and isinstance(value, list):
+        return value
+    raise ConfigError(
+        f"{key} must be {_type_name(default)} (default {default!r}), got {value!r}"
+    )
+
+
+def get(config: Config, key: str) -> Any:
+    """Read a dotted key, raising ConfigError naming it when absent."""
+    node: Any = config
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise ConfigError(f"config key {key} is missing")
+        node = node[part]
+    return node
+
+
+def choice(config: Config, key: str, allowed: tuple[str, ...]) -> str:
+    """Read a string key that must be one of ``allowed``."""
+    value = get(config, key)
+    if value not in allowed:
+        raise ConfigError(f"{key} must be one of {', '.join(allowed)}; got {value!r}")
+    return str(value)
+
+
+def dump_toml(config: Config) -> str:
+    """Write a nested dict of scalars and lists as TOML (tables after plain keys)."""
+    lines: list[str] = []
+    _dump_table(config, [], lines)
+    return "\n".join(lines).lstrip("\n") + "\n"
+
+
+def format_value(value: Any) -> str:
+    """Format one scalar or list as TOML."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        return f'"{escaped}"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(format_value(item) for item in value) + "]"
+    raise ConfigError(f"cannot write {value!r} to TOML")
+
+
+def _dump_table(table: Config, prefix: list[str], lines: list[str]) -> None:
+    scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
+    if prefix and scalars:
+        lines.append(f"\n[{'.'.join(prefix)}]")
+    for key, value in scalars.items():
+        lines.append(f"{key} = {format_value(value)}")
+    for key, value in table.items():
+        if isinstance(value, dict):
+            _dump_table(value, [*prefix, key], lines)
+
+
+def _all_keys(config: Config, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in config.items():
+        dotted = f"{prefix}{key}"
+        keys.append(dotted)
+        if isinstance(value, dict):
+            keys.extend(_all_keys(value, f"{dotted}."))
+    return keys
+
+
+def _unknown_key_message(config: Config, missing: str, key: str) -> str:
+    close = difflib.get_close_matches(key, _all_keys(config), n=3)
+    hint = f"; did you mean {' or '.join(close)}?" if close else ""
+    return f"unknown config key {key!r}{hint}"
+
+
+def _type_name(value: Any) -> str:
+    for kind, name in ((bool, "true or false"), (int, "an integer"), (float, "a number"),
+                       (str, "a string"), (list, "a list")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__

@@ -1,0 +1,130 @@
+"""``python -m PACKAGE train``: the same training loop for every template.
+
+The template supplies the domain (``data.load_splits``, ``model.build_model``,
+``model.compile_args``, ``report.report``); this module supplies the run
+directory, the strategy, the optimizer and schedule, checkpoints and plots.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from . import data, model, plots, report, rundir, strategy
+from .callbacks import RunRecorder, tensorboard
+from .config import Config, choice, dump_toml, get, load_config
+from .errors import ProjectError
+
+
+class TrainingDiverged(ProjectError):
+    """The loss became NaN or infinite."""
+
+
+def run_training(config_path: Path, overrides: list[str], run_path: Path | None,
+                 resume: bool) -> dict[str, Any]:
+    """Train and return metrics.json's contents."""
+    if resume:
+        if run_path is None:
+            raise ProjectError("--resume needs --run-dir of the run to continue")
+        config_path = run_path / "config.toml"
+    config = load_config(config_path, overrides)
+    run = rundir.prepare(run_path, resume=resume,
+                         min_free_mb=int(get(config, "runtime.min_free_disk_mb")))
+    plan = strategy.choose_plan(config, strategy.describe_environment())
+    scope = strategy.apply_plan(plan)
+    if plan.is_chief:
+        print(strategy.format_plan(plan), flush=True)
+
+    splits = data.load_splits(config, batch_size=plan.global_batch)
+    print(f"data: {splits.train.num_samples} training and {splits.val.num_samples} validation "
+          f"samples ({splits.meta.get('summary', '')})", flush=True)
+    epochs = int(get(config, "train.epochs"))
+    initial_epoch = int(run.read_metrics().get("epochs_completed", 0)) if resume else 0
+
+    with scope:
+        if resume:
+            net = keras.models.load_model(run.last_checkpoint)
+            print(f"resuming {run.path} after epoch {initial_epoch}", flush=True)
+        else:
+            net = model.build_model(config, splits.meta)
+        jit = plan.jit_compile
+        if jit and plan.backend == "tensorflow":
+            failure = strategy.xla_failure(net, splits.train[0][0])
+            if failure:
+                print(f"warning: XLA cannot compile {failure}; training without XLA", flush=True)
+                jit = False
+        if not resume:
+            net.compile(optimizer=make_optimizer(config, plan, len(splits.train)),
+                        jit_compile=jit, steps_per_execution=plan.steps_per_execution,
+                        **model.compile_args(config, splits.meta))
+        elif not jit:
+            net.jit_compile = False
+
+    resolved = strategy.resolve_config(config, plan)
+    resolved["runtime"]["jit_compile"] = jit
+    if plan.is_chief:
+        rundir.atomic_write_text(run.config, dump_toml(resolved))
+        rundir.atomic_write_json(run.meta, splits.meta)
+    monitor = str(get(config, "train.monitor"))
+    recorder = RunRecorder(run, monitor=monitor,
+                           mode=choice(config, "train.monitor_mode", ("min", "max")),
+                           epochs=epochs, is_chief=plan.is_chief)
+    callbacks: list[keras.callbacks.Callback] = [recorder]
+    patience = int(get(config, "train.early_stopping_patience"))
+    if patience > 0:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=monitor, mode=recorder.mode, patience=patience))
+    if plan.is_chief:
+        callbacks += tensorboard(run)
+
+    started = time.perf_counter()
+    if initial_epoch < epochs:
+        net.fit(splits.train, validation_data=splits.val, epochs=epochs,
+                initial_epoch=initial_epoch, callbacks=callbacks,
+                verbose=int(get(config, "train.verbose")) if plan.is_chief else 0)
+    seconds = time.perf_counter() - started
+    if recorder.nan_epoch is not None:
+        raise TrainingDiverged(
+            f"loss became NaN or infinite in epoch {recorder.nan_epoch}; training stopped and "
+            f"the last good checkpoint is kept in {run.checkpoints} "
+            "(try a lower train.learning_rate)")
+    if not plan.is_chief:
+        return {}
+
+    best = keras.models.load_model(rundir.model_checkpoint(run))
+    final = report.report(best, splits.val, splits.meta, run.plots)
+    plots.training_curves(run.history, run.plots / "training_curves.png")
+    epochs_completed = len(recorder.rows)
+    recorder.write_metrics(epochs_completed, final=final, train_seconds=round(seconds, 1))
+    headline = report.HEADLINE
+    print(f"\nvalidation {headline}: {final[headline]:.4f} "
+          f"(best epoch {recorder.best.get('epoch', '?')} of {epochs_completed}, "
+          f"{seconds:.0f} s)")
+    print(f"run directory: {run.path}\nplots: {run.plots}")
+    return run.read_metrics()
+
+
+def make_optimizer(config: Config, plan: strategy.Plan, steps_per_epoch: int
+                   ) -> keras.optimizers.Optimizer:
+    """AdamW (or SGD) with linear warm-up then cosine decay, from config."""
+    epochs = int(get(config, "train.epochs"))
+    total = max(1, steps_per_epoch * epochs)
+    warmup = min(total - 1, math.ceil(float(get(config, "train.warmup_epochs")) * steps_per_epoch))
+    rate: float | keras.optimizers.schedules.LearningRateSchedule = plan.learning_rate
+    if choice(config, "train.schedule", ("cosine", "constant")) == "cosine":
+        rate = keras.optimizers.schedules.CosineDecay(
+            initial_learning_rate=0.0 if warmup > 0 else plan.learning_rate,
+            decay_steps=max(1, total - warmup), alpha=0.01,
+            warmup_target=plan.learning_rate if warmup > 0 else None,
+            warmup_steps=warmup)
+    name = choice(config, "train.optimizer", ("adamw", "adam", "sgd"))
+    decay = float(get(config, "train.weight_decay"))
+    if name == "sgd":
+        return keras.optimizers.SGD(rate, momentum=0.9, nesterov=True, weight_decay=decay or None)
+    if name == "adam":
+        return keras.optimizers.Adam(rate)
+    return keras.optimizers.AdamW(rate, weight_decay=decay)

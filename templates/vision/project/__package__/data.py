@@ -1,0 +1,189 @@
+"""Vision data: class folders of images -> uint8 arrays -> batches.
+
+    data.dir/train/<class>/*.png|jpg   (or the class folders directly in data.dir)
+    data.dir/val/<class>/...           optional; else a stratified split of train
+
+Images are decoded once, resized to ``data.image_size`` and kept as uint8:
+normalisation and augmentation happen inside the model, on the device.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from .config import Config, choice, get
+from .errors import DataError
+from .pipeline import Batches, Splits, stratified_split
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+Image.MAX_IMAGE_PIXELS = 20_000 * 20_000  # refuse decompression bombs beyond 400 MP
+
+
+def load_splits(config: Config, *, batch_size: int) -> Splits:
+    """Training and validation batches plus what the model needs to know."""
+    root = Path(get(config, "data.dir"))
+    train_root = _train_root(root)
+    class_names = _class_names(train_root)
+    cap = int(get(config, "data.max_images"))
+    train_files, train_labels = _list_files(train_root, class_names, cap)
+    val_dir = str(get(config, "data.val_dir"))
+    val_root = Path(val_dir) if val_dir else (root / "val" if (root / "val").is_dir() else None)
+
+    size = _image_size(config, train_files)
+    mode = _color_mode(config, train_files)
+    on_bad = choice(config, "data.on_bad_file", ("error", "skip"))
+    images, labels = read_images(train_files, train_labels, size, mode, on_bad)
+    if val_root is not None:
+        val_files, val_labels = _list_files(val_root, class_names, 0, training=False)
+        val_images, val_labels = read_images(val_files, val_labels, size, mode, on_bad)
+    else:
+        seed = int(get(config, "runtime.seed"))
+        train_idx, val_idx = stratified_split(labels, float(get(config, "data.val_fraction")), seed)
+        images, labels, val_images, val_labels = (
+            images[train_idx], labels[train_idx], images[val_idx], labels[val_idx])
+
+    meta = {"class_names": class_names, "image_shape": list(images.shape[1:]),
+            "summary": f"{len(class_names)} classes, {size}x{size} {mode}"}
+    num_classes = len(class_names)
+    from .augment import batch_transform
+
+    train = Batches(images, _one_hot(labels, num_classes), batch_size, training=True,
+                    seed=int(get(config, "runtime.seed")), transform=batch_transform(config))
+    val = Batches(val_images, _one_hot(val_labels, num_classes), batch_size, training=False)
+    return Splits(train, val, meta)
+
+
+def load_eval(config: Config, path: Path, meta: dict[str, Any], *, batch_size: int) -> Batches:
+    """Batches from another folder of class folders, with the training run's classes."""
+    class_names = list(meta["class_names"])
+    files, labels = _list_files(_train_root(Path(path)), class_names, 0, training=False)
+    height, _, channels = meta["image_shape"]
+    images, labels = read_images(files, labels, height, "grayscale" if channels == 1 else "rgb",
+                                 choice(config, "data.on_bad_file", ("error", "skip")))
+    return Batches(images, _one_hot(labels, len(class_names)), batch_size, training=False)
+
+
+def read_images(files: list[Path], labels: np.ndarray, size: int, mode: str, on_bad: str
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Decode and resize every file in parallel; bad files raise or are skipped and counted."""
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 2)) as pool:
+        decoded = list(pool.map(lambda f: _decode(f, size, mode), files))
+    bad = [(f, err) for f, (img, err) in zip(files, decoded, strict=True) if img is None]
+    if bad and on_bad == "error":
+        path, reason = bad[0]
+        raise DataError(f"cannot read image {path}: {reason} "
+                        "(fix or remove it, or set data.on_bad_file = \"skip\")")
+    if bad:
+        print(f"warning: skipped {len(bad)} unreadable image(s), first: {bad[0][0]} ({bad[0][1]})")
+    keep = [i for i, (img, _) in enumerate(decoded) if img is not None]
+    if not keep:
+        raise DataError("no readable images left after skipping bad files")
+    return np.stack([decoded[i][0] for i in keep]), labels[keep]
+
+
+def read_image(path: Path, size: int, mode: str) -> np.ndarray:
+    """One image as uint8 ``size x size x channels``; DataError naming the file if unreadable."""
+    image, err = _decode(path, size, mode)
+    if image is None:
+        raise DataError(f"cannot read image {path}: {err}")
+    return image
+
+
+def _decode(path: Path, size: int, mode: str) -> tuple[np.ndarray | None, str]:
+    try:
+        with Image.open(path) as img:
+            img.draft("L" if mode == "grayscale" else "RGB", (size, size))  # fast JPEG downscale
+            pixels = img.convert("L" if mode == "grayscale" else "RGB")
+            pixels = pixels.resize((size, size), Image.Resampling.BILINEAR)
+            array = np.asarray(pixels, dtype=np.uint8)
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
+        return None, str(err).split("\n")[0] or type(err).__name__
+    return (array[..., None] if array.ndim == 2 else array), ""
+
+
+def _train_root(root: Path) -> Path:
+    if not root.is_dir():
+        raise DataError(f"data directory {root} does not exist (set data.dir in config.toml)")
+    return root / "train" if (root / "train").is_dir() else root
+
+
+def _class_names(train_root: Path) -> list[str]:
+    names = sorted(p.name for p in train_root.iterdir()
+                   if p.is_dir() and not p.name.startswith(".") and p.name != "val")
+    if not names:
+        raise DataError(f"{train_root} has no class folders; expected {train_root}/<class>/*.png")
+    if len(names) == 1:
+        raise DataError(f"{train_root} has only one class ({names[0]}); need at least two")
+    return names
+
+
+def _list_files(root: Path, class_names: list[str], cap: int, training: bool = True
+                ) -> tuple[list[Path], np.ndarray]:
+    files: list[Path] = []
+    labels: list[int] = []
+    if not root.is_dir():
+        raise DataError(f"data directory {root} does not exist")
+    for index, name in enumerate(class_names):
+        folder = root / name
+        found = sorted(_images_in(folder)) if folder.is_dir() else []
+        if not found and training:
+            raise DataError(f"class folder {folder} has no images "
+                            f"({', '.join(sorted(IMAGE_SUFFIXES))})")
+        found = found[:cap] if cap > 0 else found
+        files += found
+        labels += [index] * len(found)
+    unknown = [p.name for p in root.iterdir() if p.is_dir() and p.name not in class_names
+               and not p.name.startswith(".") and p.name not in ("train", "val")]
+    if unknown and not training:
+        raise DataError(f"{root} has class folders the model was not trained on: {unknown}")
+    if not files:
+        raise DataError(f"no images found under {root}")
+    return files, np.asarray(labels, dtype=np.int32)
+
+
+def _images_in(folder: Path) -> Iterable[Path]:
+    return (p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def _image_size(config: Config, files: list[Path]) -> int:
+    asked = get(config, "data.image_size")
+    if asked != "auto":
+        if not isinstance(asked, int) or asked < 8:
+            raise DataError(f"data.image_size must be 'auto' or an integer >= 8; got {asked!r}")
+        return asked
+    # Median side of a sample of the images, rounded up to a multiple of 8 and kept
+    # between 32 and 96: big enough for small images, cheap enough for a CPU.
+    sides = []
+    for path in files[:: max(1, len(files) // 200)]:
+        try:
+            with Image.open(path) as img:
+                sides.append(min(img.size))
+        except (UnidentifiedImageError, OSError):
+            continue
+    median = int(np.median(sides)) if sides else 32
+    return int(min(96, max(32, -(-median // 8) * 8)))
+
+
+def _color_mode(config: Config, files: list[Path]) -> str:
+    asked = choice(config, "data.color_mode", ("auto", "rgb", "grayscale"))
+    if asked != "auto":
+        return asked
+    for path in files[:: max(1, len(files) // 200)]:
+        try:
+            with Image.open(path) as img:
+                if img.mode not in ("L", "1", "I;16", "I", "LA"):
+                    return "rgb"
+        except (UnidentifiedImageError, OSError):
+            continue
+    return "grayscale"
+
+
+def _one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    return np.eye(num_classes, dtype=np.float32)[labels]

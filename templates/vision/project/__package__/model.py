@@ -1,0 +1,118 @@
+"""Vision model: uint8 images in, class probabilities (float32) out.
+
+    uint8 image -> [0, 1] floats -> augmentation (training only) -> backbone
+    -> global pooling -> dropout -> dense -> softmax (float32 under mixed precision)
+
+``model.backbone`` picks a small CNN (the default, right for small images on a
+CPU) or a keras.applications / keras-hub architecture built from scratch, with
+ImageNet weights when ``model.pretrained = true`` and the network allows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from .augment import augmentation_layers
+from .config import Config, choice, get
+from .errors import ConfigError
+
+# name -> (keras.applications constructor, smallest input side it accepts)
+APPLICATIONS = {
+    "resnet50": ("ResNet50", 32),
+    "efficientnetv2b0": ("EfficientNetV2B0", 32),
+    "mobilenetv3small": ("MobileNetV3Small", 32),
+    "convnext_tiny": ("ConvNeXtTiny", 32),
+}
+BACKBONES = ("small_cnn", "vit", *APPLICATIONS)
+
+
+def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
+    """The classifier for ``meta['image_shape']`` and ``meta['class_names']``."""
+    height, width, channels = meta["image_shape"]
+    num_classes = len(meta["class_names"])
+    backbone = choice(config, "model.backbone", BACKBONES)
+
+    inputs = keras.Input((height, width, channels), dtype="uint8", name="image")
+    x = keras.layers.Rescaling(1.0 / 255, name="to_unit_range")(inputs)
+    for layer in augmentation_layers(config):
+        x = layer(x)
+    if backbone == "small_cnn":
+        x = small_cnn(x, width=int(get(config, "model.width")))
+    elif backbone == "vit":
+        x = vit(x, meta)
+    else:
+        x = application(x, backbone, bool(get(config, "model.pretrained")))
+    x = keras.layers.Dropout(float(get(config, "model.dropout")), name="head_dropout")(x)
+    x = keras.layers.Dense(num_classes, name="logits")(x)
+    outputs = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name=f"{backbone}_classifier")
+
+
+def compile_args(config: Config, meta: dict[str, Any]) -> dict[str, Any]:
+    """Loss and metrics; labels arrive one-hot (MixUp/CutMix and label smoothing need it)."""
+    return {
+        "loss": keras.losses.CategoricalCrossentropy(
+            label_smoothing=float(get(config, "augment.label_smoothing"))),
+        "metrics": [keras.metrics.CategoricalAccuracy(name="accuracy")],
+    }
+
+
+def small_cnn(x: Any, width: int) -> Any:
+    """Three conv stages (width, 2x, 4x filters), batch norm, global average pooling.
+
+    Sized for small images on a CPU: ~0.3 M parameters at width 32.
+    """
+    for stage, filters in enumerate((width, width * 2, width * 4)):
+        for repeat in range(2):
+            x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
+                                    name=f"stage{stage}_conv{repeat}")(x)
+            # momentum 0.9: small datasets give few steps, and the default 0.99 lags behind.
+            x = keras.layers.BatchNormalization(momentum=0.9, name=f"stage{stage}_bn{repeat}")(x)
+            x = keras.layers.ReLU(name=f"stage{stage}_relu{repeat}")(x)
+        if stage < 2:
+            x = keras.layers.MaxPooling2D(name=f"stage{stage}_pool")(x)
+    return keras.layers.GlobalAveragePooling2D(name="pool")(x)
+
+
+def application(x: Any, name: str, pretrained: bool) -> Any:
+    """A keras.applications backbone on [0, 255] RGB input, as those models expect."""
+    constructor, min_side = APPLICATIONS[name]
+    side = min(x.shape[1], x.shape[2])
+    if side < min_side:
+        raise ConfigError(f"model.backbone={name} needs images of at least {min_side} px; "
+                          f"set data.image_size >= {min_side}")
+    if x.shape[-1] == 1:
+        x = keras.layers.Concatenate(name="gray_to_rgb")([x, x, x])
+    x = keras.layers.Rescaling(255.0, name="to_pixel_range")(x)
+    options: dict[str, Any] = {"include_top": False, "input_shape": tuple(x.shape[1:]),
+                               "weights": "imagenet" if pretrained else None, "pooling": "avg"}
+    if name == "resnet50":
+        # ResNet50 expects ImageNet-mean-centred pixels; other backbones normalise themselves.
+        x = keras.layers.Normalization(mean=[123.68, 116.779, 103.939], variance=[1.0] * 3,
+                                       name="imagenet_centre")(x)
+    else:
+        options["include_preprocessing"] = True
+    try:
+        network = getattr(keras.applications, constructor)(**options)
+    except Exception as err:  # download failures surface as several exception types
+        if pretrained:
+            raise ConfigError(f"cannot load ImageNet weights for {name} ({err}); "
+                              "set model.pretrained = false to train from scratch offline"
+                              ) from None
+        raise
+    return network(x)
+
+
+def vit(x: Any, meta: dict[str, Any]) -> Any:
+    """A small Vision Transformer from keras-hub (patches of 1/8 of the side)."""
+    import keras_hub
+
+    height, width, channels = x.shape[1:]
+    patch = max(2, min(height, width) // 8)
+    backbone = keras_hub.models.ViTBackbone(
+        image_shape=(height, width, channels), patch_size=(patch, patch), num_layers=6,
+        num_heads=4, hidden_dim=192, mlp_dim=384, dropout_rate=0.1)
+    tokens = backbone(x)
+    return keras.layers.GlobalAveragePooling1D(name="token_pool")(tokens)

@@ -1,0 +1,132 @@
+"""``python -m PACKAGE predict``: top-k classes for images, folders and videos.
+
+Images and folders give one row per image in ``predictions.csv``. A video is
+sampled at ``predict.video_fps`` frames per second; each sampled second gets its
+top-k tags in ``<video>.tags.csv``, and the frames/s of the whole loop
+(decode + resize + predict) is printed.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from . import rundir
+from .config import get, load_config
+from .data import IMAGE_SUFFIXES, read_image
+from .errors import DataError
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+
+
+def run_prediction(run_path: Path, inputs: list[Path], out: Path | None) -> Path:
+    """Predict every input; return the output folder."""
+    run = rundir.open_existing(run_path)
+    config = load_config(run.config)
+    meta = rundir.read_meta(run)
+    out = out or run.path / "predictions"
+    images, videos = _expand(inputs)
+    net = keras.models.load_model(rundir.model_checkpoint(run))
+    top_k = min(int(get(config, "predict.top_k")), len(meta["class_names"]))
+    out.mkdir(parents=True, exist_ok=True)
+    if images:
+        rows = predict_images(net, images, meta, top_k)
+        _write_csv(out / "predictions.csv", ["file", "class", "probability", "top_k"], rows)
+        for row in rows[:10]:
+            print(f"{row[0]}: {row[1]} ({float(row[2]):.3f})")
+        print(f"{len(rows)} image prediction(s) written to {out / 'predictions.csv'}")
+    for video in videos:
+        seconds, fps = predict_video(net, video, meta, top_k,
+                                     float(get(config, "predict.video_fps")))
+        target = out / f"{video.stem}.tags.csv"
+        _write_csv(target, ["second", "tags"], seconds)
+        print(f"{video}: {len(seconds)} second(s) tagged at {fps:.1f} frames/s -> {target}")
+    return out
+
+
+def predict_images(net: keras.Model, files: list[Path], meta: dict[str, Any], top_k: int
+                   ) -> list[list[str]]:
+    """Rows of (file, top class, its probability, 'class:p;...' for the top k)."""
+    height, _, channels = meta["image_shape"]
+    mode = "grayscale" if channels == 1 else "rgb"
+    batch = np.stack([read_image(path, height, mode) for path in files])
+    probabilities = net.predict(batch, batch_size=64, verbose=0)
+    return [[str(path), *_top(p, meta["class_names"], top_k)]
+            for path, p in zip(files, probabilities, strict=True)]
+
+
+def predict_video(net: keras.Model, video: Path, meta: dict[str, Any], top_k: int,
+                  sample_fps: float) -> tuple[list[list[str]], float]:
+    """Top-k tags per second of video (probabilities averaged over its sampled frames)."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(video))
+    if not capture.isOpened():
+        raise DataError(f"cannot open video {video} (unsupported codec or not a video)")
+    native_fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+    step = max(1, round(native_fps / max(sample_fps, 1e-3)))
+    height, width, channels = meta["image_shape"]
+    frames, stamps = [], []
+    started = time.perf_counter()
+    index = 0
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        if index % step == 0:
+            frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+            frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)[..., None] if channels == 1 \
+                else cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            frames.append(frame)
+            stamps.append(int(index / native_fps))
+        index += 1
+    capture.release()
+    if not frames:
+        raise DataError(f"video {video} has no readable frames")
+    probabilities = net.predict(np.stack(frames), batch_size=64, verbose=0)
+    fps = len(frames) / (time.perf_counter() - started)
+    stamps_array = np.asarray(stamps)
+    rows = []
+    for second in np.unique(stamps_array):
+        mean = probabilities[stamps_array == second].mean(axis=0)
+        rows.append([str(int(second)), _top(mean, meta["class_names"], top_k)[2]])
+    return rows, fps
+
+
+def _top(probabilities: np.ndarray, class_names: list[str], top_k: int) -> list[str]:
+    order = np.argsort(-probabilities)[:top_k]
+    tags = ";".join(f"{class_names[i]}:{probabilities[i]:.3f}" for i in order)
+    return [class_names[order[0]], f"{probabilities[order[0]]:.4f}", tags]
+
+
+def _expand(inputs: list[Path]) -> tuple[list[Path], list[Path]]:
+    images: list[Path] = []
+    videos: list[Path] = []
+    for path in inputs:
+        if path.is_dir():
+            images += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+            videos += sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
+        elif not path.exists():
+            raise DataError(f"input {path} does not exist")
+        elif path.suffix.lower() in VIDEO_SUFFIXES:
+            videos.append(path)
+        elif path.suffix.lower() in IMAGE_SUFFIXES:
+            images.append(path)
+        else:
+            raise DataError(f"{path}: not an image ({', '.join(sorted(IMAGE_SUFFIXES))}) "
+                            f"or video ({', '.join(sorted(VIDEO_SUFFIXES))})")
+    if not images and not videos:
+        raise DataError("no images or videos found in the inputs")
+    return images, videos
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
