@@ -1,0 +1,36 @@
+"""Generate a project with appgen's library and run its commands as a user would."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from appgen.catalog import find_template
+from appgen.render import RenderRequest, render_project
+
+
+def generate(tmp_path: Path, name: str, template: str, *overrides: str,
+             task: str | None = None, sample_data: bool = True) -> Path:
+    """Render ``template`` into ``tmp_path/name`` and return the project folder."""
+    target = tmp_path / name
+    render_project(RenderRequest(project_name=name, template=find_template(template), task=task,
+                                 out_dir=target, overrides=list(overrides),
+                                 sample_data=sample_data))
+    return target
+
+
+def run_project(project: Path, *args: str, backend: str = "tensorflow",
+                timeout: int = 600) -> subprocess.CompletedProcess[str]:
+    """``python -m PACKAGE args...`` inside the project with KERAS_BACKEND set."""
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
+           "PYTHONUNBUFFERED": "1"}
+    return subprocess.run([sys.executable, "-m", project.name, *args], cwd=project, env=env,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def last_line(text: str) -> str:
+    """The last non-empty line (where one-line errors end up)."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""

@@ -1,0 +1,129 @@
+"""End to end: generate the vision project and use it as a new user would."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from project_runner import generate, last_line, run_project
+
+pytestmark = pytest.mark.slow
+
+QUICK = ("--set", "train.epochs=2", "--set", "data.max_images=30", "--set", "train.batch_size=32")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate(tmp_path_factory.mktemp("vision"), "digits_demo", "vision")
+
+
+@pytest.fixture(scope="module")
+def trained_run(project: Path) -> Path:
+    run = project / "runs" / "tf"
+    result = run_project(project, "train", "--run-dir", str(run), *QUICK)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "validation accuracy" in result.stdout and str(run) in result.stdout
+    return run
+
+
+def test_train_writes_the_run_directory(trained_run: Path) -> None:
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert metrics["epochs_completed"] == 2
+    assert 0.0 <= metrics["final"]["accuracy"] <= 1.0
+    assert set(metrics["final"]["per_class_recall"]) == {str(d) for d in range(10)}
+    history = (trained_run / "history.csv").read_text().splitlines()
+    assert history[0].startswith("epoch,") and len(history) == 3
+    for name in ("training_curves", "confusion_matrix", "validation_predictions"):
+        assert (trained_run / "plots" / f"{name}.png").stat().st_size > 1000
+    resolved = (trained_run / "config.toml").read_text()
+    assert 'precision = "float32"' in resolved and "jit_compile = false" in resolved
+    assert any((trained_run / "logs").rglob("*tfevents*"))
+
+
+def test_evaluate_predict_export(project: Path, trained_run: Path, tmp_path: Path) -> None:
+    result = run_project(project, "evaluate", "--run-dir", str(trained_run))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((trained_run / "evaluation.json").read_text())["samples"] > 0
+
+    images = sorted((project / "data" / "train" / "3").glob("*.png"))[:3]
+    video = _write_video(tmp_path / "clip.mp4", images)
+    out = tmp_path / "predictions"
+    result = run_project(project, "predict", "--run-dir", str(trained_run), str(images[0]),
+                         str(project / "data" / "train" / "7"), str(video), "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = (out / "predictions.csv").read_text().splitlines()
+    assert rows[0] == "file,class,probability,top_k" and len(rows) > 3
+    tags = (out / "clip.tags.csv").read_text().splitlines()
+    assert tags[0] == "second,tags" and len(tags) >= 2
+    assert "frames/s" in result.stdout
+
+    for fmt, produced in (("keras", "model.keras"), ("saved_model", "saved_model")):
+        result = run_project(project, "export", "--run-dir", str(trained_run), "--format", fmt)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert (trained_run / "export" / produced).exists()
+
+
+def test_same_project_trains_on_jax(project: Path) -> None:
+    run = project / "runs" / "jax"
+    result = run_project(project, "train", "--run-dir", str(run), *QUICK, backend="jax")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "backend jax" in result.stdout
+    assert json.loads((run / "metrics.json").read_text())["epochs_completed"] == 2
+
+
+def test_bring_your_own_rgb_data_of_any_size(project: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name, colour in (("red", (200, 30, 30)), ("blue", (30, 30, 200))):
+        folder = tmp_path / "mine" / "train" / name
+        folder.mkdir(parents=True)
+        for i in range(12):
+            size = (int(rng.integers(40, 90)), int(rng.integers(40, 90)))
+            pixels = rng.integers(0, 60, (size[1], size[0], 3)).astype(np.uint8)
+            pixels[:] = np.clip(pixels + np.array(colour, np.uint8), 0, 255)
+            Image.fromarray(pixels).save(folder / f"{i}.jpg")
+    run = tmp_path / "run"
+    result = run_project(project, "train", "--run-dir", str(run), "--set",
+                         f'data.dir="{tmp_path / "mine"}"', "--set", "train.epochs=1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["class_names"] == ["blue", "red"] and meta["image_shape"][2] == 3
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ("data.dir=\"/no/such/folder\"", "does not exist"),
+    ("train.epochs=\"ten\"", "train.epochs must be an integer"),
+    ("model.backbone=\"alexnet\"", "model.backbone must be one of"),
+])
+def test_bad_settings_fail_in_one_line(project: Path, tmp_path: Path, setting: str,
+                                       message: str) -> None:
+    result = run_project(project, "train", "--run-dir", str(tmp_path / "r"), "--set", setting)
+    assert result.returncode == 2
+    assert message in last_line(result.stderr) and "Traceback" not in result.stderr
+
+
+def test_unreadable_image_is_named(project: Path, tmp_path: Path) -> None:
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(project / "data", data)
+    (data / "train" / "4" / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    result = run_project(project, "train", "--run-dir", str(tmp_path / "r"),
+                         "--set", f'data.dir="{data}"')
+    assert result.returncode == 2
+    assert "corrupt.png" in last_line(result.stderr)
+    assert not (tmp_path / "r" / "checkpoints" / "last.keras").exists()
+
+
+def _write_video(path: Path, frames: list[Path]) -> Path:
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 4.0, (32, 32))
+    for index in range(12):
+        image = cv2.imread(str(frames[index % len(frames)]))
+        writer.write(cv2.resize(image, (32, 32)))
+    writer.release()
+    return path
