@@ -98,7 +98,7 @@ def measure(config: Config, plan: strategy.Plan, splits: Any, steps: int, warmup
     flops = 3 * forward_flops(net)  # forward + backward ~ 3x forward
     peak = peak_flops(plan.device_summary, plan.precision)
     return {
-        "precision": plan.precision, "jit_compile": plan.jit_compile,
+        "precision": plan.precision, "jit_compile": bool(net.jit_compile),
         "samples_per_s": round(samples_per_s, 1), "step_ms": round(step_s * 1e3, 3),
         "compile_s": round(compile_s, 2), "train_flops_per_sample": flops,
         "mfu": round(flops * samples_per_s / peak, 4) if peak and flops else None,

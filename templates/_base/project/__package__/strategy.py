@@ -388,3 +388,12 @@ def xla_failure(model: Any, sample_inputs: Any) -> str | None:
             detail = str(err).strip().splitlines()[0][:200] if str(err).strip() else reason
             return f"layer '{layer.name}' ({type(layer).__name__}): {detail}"
     return f"model '{getattr(model, 'name', 'model')}': {reason}"
+
+
+def describe_non_xla_layers(model: Any) -> str:
+    """Name the layers that keep Keras from XLA-compiling ``model``."""
+    names = [f"'{layer.name}' ({type(layer).__name__})" for layer in model._flatten_layers()
+             if not getattr(layer, "supports_jit", True)]
+    if not names:
+        return "Keras disabled jit_compile for this model"
+    return "layer(s) " + ", ".join(names) + " cannot be compiled by XLA"

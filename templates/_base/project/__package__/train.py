@@ -63,6 +63,9 @@ def run_training(config_path: Path, overrides: list[str], run_path: Path | None,
                         **model.compile_args(config, splits.meta))
         elif not jit:
             net.jit_compile = False
+        if jit and not net.jit_compile:  # Keras switched XLA off for unsupported layers
+            print(f"warning: XLA is off: {strategy.describe_non_xla_layers(net)}", flush=True)
+            jit = False
 
     resolved = strategy.resolve_config(config, plan)
     resolved["runtime"]["jit_compile"] = jit
