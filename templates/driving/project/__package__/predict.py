@@ -1,0 +1,270 @@
+"""``python -m PACKAGE predict``: steering (or masks) for image folders and videos.
+
+    predict --run-dir RUN frames/ drive.mp4 one.png [--out DIR]
+
+Images: one row per frame in ``DIR/predictions.csv`` and, with ``predict.draw``, an
+annotated copy in ``DIR/frames/``. A folder with a ``labels.csv`` (the training layout)
+also gets the true steering in the CSV and its MAE printed. Videos (read with OpenCV):
+``DIR/<video>.csv`` with one row per frame and ``DIR/<video>.annotated.mp4``.
+Annotations: the predicted steering as an arc from the bottom centre plus its value,
+or the predicted mask overlaid. The frames/s of the whole loop (decode, resize,
+predict, draw, encode) is printed.
+"""
+
+from __future__ import annotations
+
+import csv
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from . import augment, rundir
+from .config import get, load_config
+from .data import IMAGE_SUFFIXES, list_images, read_frame
+from .errors import DataError
+from .report import overlay
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+_REGISTERED = augment.RandomShadow  # custom layer known before load_model
+MIN_DRAW_WIDTH = 600  # tiny frames (PilotNet's 200 px) are upscaled so the text is legible
+
+
+def run_prediction(run_path: Path, inputs: list[Path], out: Path | None) -> Path:
+    """Predict every input; return the output folder."""
+    run = rundir.open_existing(run_path)
+    config = load_config(run.config)
+    meta = rundir.read_meta(run)
+    out = out or run.path / "predictions"
+    images, videos = _expand(inputs)
+    net = keras.models.load_model(rundir.model_checkpoint(run))
+    predictor = Predictor(net, meta, batch_size=int(get(config, "predict.batch_size")),
+                          draw=bool(get(config, "predict.draw")))
+    out.mkdir(parents=True, exist_ok=True)
+    if images:
+        predictor.images(images, out)
+    for video in videos:
+        predictor.video(video, out, codec=str(get(config, "predict.video_codec")))
+    return out
+
+
+class Predictor:
+    """The model plus how to turn its outputs into CSV rows and annotated frames."""
+
+    def __init__(self, net: keras.Model, meta: dict[str, Any], *, batch_size: int,
+                 draw: bool) -> None:
+        self.net = net
+        self.meta = meta
+        self.height, self.width, _ = meta["image_shape"]
+        self.batch_size = max(1, batch_size)
+        self.draw = draw
+        self.segmentation = meta["task"] == "segmentation"
+        self.columns = (list(meta["class_names"]) if self.segmentation
+                        else list(meta["targets"]))
+
+    def images(self, files: list[Path], out: Path) -> None:
+        """predictions.csv (+ frames/ annotated) for image files."""
+        truth = _known_steering(files)
+        header = ["file", *self.columns] + (["true_steering"] if truth else [])
+        rows, errors = [], []
+        started = time.perf_counter()
+        for chunk in _chunks(files, self.batch_size):
+            frames = np.stack([read_frame(path, self.height, self.width) for path in chunk])
+            outputs = np.asarray(self.net.predict_on_batch(frames))
+            for path, output in zip(chunk, outputs, strict=True):
+                row = [str(path), *self._values(output)]
+                if truth:
+                    true = truth.get(path.resolve())
+                    row.append("" if true is None else f"{true:.6f}")
+                    if true is not None:
+                        errors.append(abs(float(output[0]) - true))
+                rows.append(row)
+                if self.draw:
+                    self._save_annotated(path, output, out / "frames" / f"{path.stem}.png")
+        rate = len(files) / (time.perf_counter() - started)
+        _write_csv(out / "predictions.csv", header, rows)
+        for row in rows[:5]:
+            print(f"{row[0]}: " + ", ".join(f"{c} {v}" for c, v in zip(self.columns, row[1:],
+                                                                         strict=False)))
+        print(f"{len(rows)} frame(s) at {rate:.1f} frames/s -> {out / 'predictions.csv'}"
+              + (f"; annotated frames in {out / 'frames'}" if self.draw else ""))
+        if errors:
+            print(f"steering MAE against labels.csv: {np.mean(errors):.4f} "
+                  f"over {len(errors)} frame(s)")
+
+    def video(self, video: Path, out: Path, codec: str) -> Path:
+        """<stem>.csv (one row per frame) and <stem>.annotated.mp4 for one video file."""
+        import cv2
+
+        capture = cv2.VideoCapture(str(video))
+        if not capture.isOpened():
+            raise DataError(f"cannot open video {video} (unsupported codec or not a video)")
+        fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
+        writer = None
+        target = out / f"{video.stem}.annotated.mp4"
+        rows: list[list[str]] = []
+        started = time.perf_counter()
+        try:
+            for originals in _chunks(_read_video(capture), self.batch_size):
+                frames = np.stack([
+                    cv2.resize(cv2.cvtColor(f, cv2.COLOR_BGR2RGB), (self.width, self.height),
+                               interpolation=cv2.INTER_AREA) for f in originals])
+                outputs = np.asarray(self.net.predict_on_batch(frames))
+                for original, output in zip(originals, outputs, strict=True):
+                    rows.append([str(len(rows)), f"{len(rows) / fps:.3f}",
+                                 *self._values(output)])
+                    if not self.draw:
+                        continue
+                    picture = self.annotate(original[..., ::-1], output)[..., ::-1]
+                    if writer is None:
+                        writer = _open_writer(target, codec, fps, picture.shape)
+                    writer.write(np.ascontiguousarray(picture))
+        finally:
+            capture.release()
+            if writer is not None:
+                writer.release()
+        if not rows:
+            raise DataError(f"video {video} has no readable frames")
+        rate = len(rows) / (time.perf_counter() - started)
+        _write_csv(out / f"{video.stem}.csv", ["frame", "time_s", *self.columns], rows)
+        print(f"{video}: {len(rows)} frame(s) at {rate:.1f} frames/s -> {out / video.stem}.csv"
+              + (f" and {target}" if self.draw else ""))
+        return target
+
+    def annotate(self, image: np.ndarray, output: np.ndarray) -> np.ndarray:
+        """RGB ``image`` (any size) with the prediction drawn on it."""
+        import cv2
+
+        height, width = image.shape[:2]
+        scale = max(1, -(-MIN_DRAW_WIDTH // width))
+        picture = cv2.resize(image, (width * scale, height * scale),
+                             interpolation=cv2.INTER_LINEAR) if scale > 1 else image.copy()
+        height, width = picture.shape[:2]
+        if self.segmentation:
+            classes = np.argmax(output, axis=-1).astype(np.uint8)
+            classes = cv2.resize(classes, (width, height), interpolation=cv2.INTER_NEAREST)
+            picture = overlay(picture, classes)
+            shares = np.bincount(classes.ravel(), minlength=len(self.columns)) / classes.size
+            label = f"{self.columns[1] if len(self.columns) > 1 else 'class'} {shares[1]:.0%}"
+        else:
+            steering = float(output[0])
+            draw_steering_arc(picture, steering)
+            label = f"steer {steering:+.3f}"
+        cv2.putText(picture, label, (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (0, 0, 0), 4,
+                    cv2.LINE_AA)
+        cv2.putText(picture, label, (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2,
+                    cv2.LINE_AA)
+        return picture
+
+    def _values(self, output: np.ndarray) -> list[str]:
+        if self.segmentation:
+            classes = np.argmax(output, axis=-1)
+            shares = np.bincount(classes.ravel(), minlength=len(self.columns)) / classes.size
+            return [f"{share:.4f}" for share in shares]
+        return [f"{value:.6f}" for value in output]
+
+    def _save_annotated(self, path: Path, output: np.ndarray, target: Path) -> None:
+        from PIL import Image
+
+        with Image.open(path) as img:
+            original = np.asarray(img.convert("RGB"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(self.annotate(original, output)).save(target)
+
+
+def draw_steering_arc(picture: np.ndarray, steering: float) -> None:
+    """Draw the path a steering command in [-1, 1] would follow, from the bottom centre."""
+    import cv2
+
+    height, width = picture.shape[:2]
+    t = np.linspace(0.0, 1.0, 24)
+    xs = width / 2 + np.clip(steering, -1.5, 1.5) * 0.45 * width * t**2
+    ys = height - 1 - 0.6 * height * t
+    points = np.stack([xs, ys], axis=1).round().astype(np.int32).reshape(-1, 1, 2)
+    colour = (255, int(255 * (1 - min(abs(steering), 1.0))), 0)  # yellow -> red as it grows
+    thickness = max(2, width // 150)
+    cv2.polylines(picture, [points], False, (0, 0, 0), thickness + 2, cv2.LINE_AA)
+    cv2.polylines(picture, [points], False, colour, thickness, cv2.LINE_AA)
+
+
+def _read_video(capture: Any) -> Iterator[np.ndarray]:
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            return
+        yield frame
+
+
+def _open_writer(target: Path, codec: str, fps: float, shape: tuple[int, ...]) -> Any:
+    import cv2
+
+    target.parent.mkdir(parents=True, exist_ok=True)
+    writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*codec[:4].ljust(4)), fps,
+                             (shape[1], shape[0]))
+    if not writer.isOpened():
+        raise DataError(f"cannot write video {target} with codec {codec!r} "
+                        "(set predict.video_codec, e.g. \"mp4v\" or \"MJPG\")")
+    return writer
+
+
+def _chunks(items: Any, size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _known_steering(files: list[Path]) -> dict[Path, float]:
+    """True steering of frames listed in a labels.csv next to their images/ folder."""
+    truth: dict[Path, float] = {}
+    for folder in {path.parent for path in files}:
+        for labels in (folder / "labels.csv", folder.parent / "labels.csv"):
+            if not labels.is_file():
+                continue
+            with labels.open(newline="", encoding="utf-8-sig") as handle:
+                for row in csv.DictReader(handle):
+                    try:
+                        value = float(row.get("steering", ""))
+                    except ValueError:
+                        continue
+                    name = row.get("filename", "")
+                    for base in (labels.parent, labels.parent / "images"):
+                        truth[(base / name).resolve()] = value
+            break
+    return truth
+
+
+def _expand(inputs: list[Path]) -> tuple[list[Path], list[Path]]:
+    images: list[Path] = []
+    videos: list[Path] = []
+    for path in inputs:
+        if path.is_dir():
+            folder = path / "images" if (path / "images").is_dir() else path
+            images += list_images(folder)
+            videos += sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+        elif not path.exists():
+            raise DataError(f"input {path} does not exist")
+        elif path.suffix.lower() in VIDEO_SUFFIXES:
+            videos.append(path)
+        elif path.suffix.lower() in IMAGE_SUFFIXES:
+            images.append(path)
+        else:
+            raise DataError(f"{path}: not an image ({', '.join(sorted(IMAGE_SUFFIXES))}) "
+                            f"or video ({', '.join(sorted(VIDEO_SUFFIXES))})")
+    if not images and not videos:
+        raise DataError("no images or videos found in the inputs")
+    return images, videos
+
+
+def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
