@@ -12,6 +12,7 @@ never per slice, so no subject is seen in training and validation both.
 
 from __future__ import annotations
 
+import filecmp
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -72,10 +73,7 @@ def load_splits(config: Config, *, batch_size: int) -> Splits:
     if val_dir:
         train_cases = cases[:cap] if cap > 0 else cases
         val_cases = find_cases(Path(val_dir))
-        shared = sorted({c.name for c in train_cases} & {c.name for c in val_cases})
-        if shared:
-            raise DataError(f"case {shared[0]} is in both {root} and data.val_dir {val_dir}; "
-                            "a subject must not be in training and validation")
+        _refuse_shared_volumes(train_cases, val_cases)
     else:
         train_cases, val_cases = split_cases(cases[:cap] if cap > 0 else cases,
                                              float(get(config, "data.val_fraction")),
@@ -155,6 +153,22 @@ def find_cases(root: Path, *, need_labels: bool = True) -> list[Case]:
         if orphans:
             raise DataError(f"label {labels[orphans[0]]} has no image in {images_dir}")
     return [Case(name, images[name], labels.get(name)) for name in sorted(images)]
+
+
+def _refuse_shared_volumes(train: list[Case], val: list[Case]) -> None:
+    """The same image file (or an identical copy) must not be in training and validation."""
+    by_name = {c.name: c for c in train}
+    for case in val:
+        other = by_name.get(case.name)
+        if other is None:
+            continue
+        if other.image.resolve() == case.image.resolve() or (
+                other.image.is_file() and case.image.is_file()
+                and filecmp.cmp(other.image, case.image, shallow=False)):
+            raise DataError(f"{case.image} is the same volume as training case {other.image}; "
+                            "a subject must not be in training and validation")
+        print(f"warning: training and validation both have a case named {case.name} "
+              "(different files); make sure they are different subjects")
 
 
 def split_cases(cases: list[Case], fraction: float, seed: int) -> tuple[list[Case], list[Case]]:

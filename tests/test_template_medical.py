@@ -1,0 +1,77 @@
+"""End to end: generate the medical project, train on TensorFlow and JAX, predict NIfTI masks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+from project_runner import generate, last_line, run_project
+
+pytestmark = pytest.mark.slow
+
+# Three phantom volumes (two train, one validation), 48x48 slices, a tiny U-Net.
+QUICK = ("--set", "train.epochs=1", "--set", "data.max_cases=3", "--set", "data.max_size=48",
+         "--set", "model.width=4", "--set", "model.depth=3", "--set", "train.batch_size=16")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate(tmp_path_factory.mktemp("medical"), "scan_demo", "medical")
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_train_then_predict_masks_on_the_input_grid(project: Path, backend: str) -> None:
+    run = project / "runs" / backend
+    result = run_project(project, "train", "--run-dir", str(run), *QUICK, backend=backend)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"backend {backend}" in result.stdout and "validation dice" in result.stdout
+    metrics = json.loads((run / "metrics.json").read_text())
+    final = metrics["final"]
+    assert metrics["epochs_completed"] == 1 and "val_dice" in metrics["best"]
+    assert 0.0 <= final["dice"] <= 1.0 and 0.0 <= final["iou"] <= final["dice"] + 1e-9
+    assert set(final["per_class"]) == {"liver", "kidney_right", "kidney_left", "spleen",
+                                       "lesion"}
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["normalize"] == "ct_window" and len(meta["val_cases"]) == 1
+    assert not set(meta["train_cases"]) & set(meta["val_cases"])
+    assert (run / "plots" / "overlays.png").stat().st_size > 1000
+    assert (run / "checkpoints" / "best.keras").is_file()
+
+    source = project / "data" / "imagesTr" / f"{meta['val_cases'][0]}.nii.gz"
+    out = run / "masks"
+    result = run_project(project, "predict", "--run-dir", str(run), str(source),
+                         "--out", str(out), backend=backend)
+    assert result.returncode == 0, result.stderr[-2000:]
+    image, mask = nib.load(source), nib.load(out / source.name)
+    assert mask.shape == image.shape and np.allclose(mask.affine, image.affine)
+    assert mask.get_data_dtype() == np.uint8 and int(np.asarray(mask.dataobj).max()) <= 5
+    assert (out / "volumes.csv").read_text().startswith("input,mask,liver_ml")
+
+
+def test_evaluate_on_another_folder(project: Path, tmp_path: Path) -> None:
+    run = project / "runs" / "tensorflow"
+    if not run.is_dir():
+        pytest.skip("needs the TensorFlow run of the test above")
+    result = run_project(project, "evaluate", "--run-dir", str(run), "--data",
+                         str(project / "data"))
+    assert result.returncode == 0, result.stderr[-2000:]
+    evaluation = json.loads((run / "evaluation.json").read_text())
+    assert evaluation["samples"] == 6 * 48 and 0.0 <= evaluation["dice"] <= 1.0
+
+
+def test_label_that_does_not_match_its_image_is_named(project: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(project / "data", data)
+    label = data / "labelsTr" / "case_002.nii.gz"
+    original = nib.load(label)
+    nib.save(nib.Nifti1Image(np.asarray(original.dataobj)[:, :, :40], original.affine), label)
+    result = run_project(project, "train", "--run-dir", str(tmp_path / "r"),
+                         "--set", f'data.dir="{data}"', *QUICK)
+    assert result.returncode == 2
+    assert "case_002.nii.gz" in last_line(result.stderr) and "shape" in last_line(result.stderr)
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "r" / "checkpoints" / "last.keras").exists()
