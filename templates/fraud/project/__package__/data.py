@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import itertools
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +36,9 @@ from .pipeline import Batches, Splits, stratified_split
 
 TABLE_SUFFIXES = (".csv", ".parquet")
 MISSING_TOKENS = ("", "na", "n/a", "nan", "null", "none", "?")
+# Every capitalisation of the tokens, so a column is checked without lower-casing it.
+MISSING_VARIANTS = sorted({v for t in MISSING_TOKENS for v in (t, t.upper(), t.capitalize())}
+                          | {"NaN", "N/a"})
 BOOLEAN_VALUES = {"true": 1.0, "false": 0.0, "t": 1.0, "f": 0.0, "yes": 1.0, "no": 0.0,
                   "y": 1.0, "n": 0.0}
 POSITIVE_NAMES = ("1", "true", "yes", "y", "t", "fraud", "fraudulent", "positive", "pos")
@@ -193,22 +197,20 @@ def read_table(path: Path, max_rows: int = 0) -> dict[str, np.ndarray]:
                 raise DataError(f"{path} is empty (no header row)")
             _check_header(header, path)
             chunks: list[list[np.ndarray]] = []
-            rows: list[list[str]] = []
             count = 0
-            for rows_read, row in enumerate(reader, start=2):
-                if not row:
-                    continue  # blank line
-                if len(row) != len(header):
-                    raise DataError(f"{path} line {rows_read}: {len(row)} fields, the header has "
-                                    f"{len(header)} (ragged row: quote fields with commas)")
-                rows.append(row)
-                count += 1
-                if len(rows) == CHUNK_ROWS:
-                    chunks.append([np.array(col, dtype=str) for col in zip(*rows, strict=True)])
-                    rows = []
-                if max_rows and count >= max_rows:
+            while not max_rows or count < max_rows:
+                take = CHUNK_ROWS if not max_rows else min(CHUNK_ROWS, max_rows - count)
+                rows = list(itertools.islice(reader, take))
+                if not rows:
                     break
-            if rows:
+                if any(len(row) != len(header) for row in rows):
+                    rows = [row for row in rows if row]  # blank lines are skipped
+                    bad = next((i for i, row in enumerate(rows) if len(row) != len(header)), None)
+                    if bad is not None:
+                        raise DataError(
+                            f"{path}: data row {count + bad + 1} has {len(rows[bad])} fields, "
+                            f"the header {len(header)} (a ragged row; quote fields with commas)")
+                count += len(rows)
                 chunks.append([np.array(col, dtype=str) for col in zip(*rows, strict=True)])
     except UnicodeDecodeError as err:
         raise DataError(f"{path} is not UTF-8 text: {err.reason} at byte {err.start}") from None
@@ -329,13 +331,12 @@ def _canonical_text(values: np.ndarray) -> np.ndarray:
     """Strings with numbers written one way (1, 1.0 and '1' are the same label)."""
     if values.dtype.kind == "f":
         return np.array(["" if np.isnan(v) else f"{v:g}" for v in values], dtype=str)
-    text = np.char.strip(values.astype(str))
-    numbers = _try_float(text[~_missing_mask(text)])
+    distinct, inverse = np.unique(np.char.strip(values.astype(str)), return_inverse=True)
+    numbers = _try_float(distinct[~_missing_mask(distinct)])
     if numbers is not None:
-        out = text.copy().astype(object)
-        out[~_missing_mask(text)] = [f"{v:g}" for v in numbers]
-        return out.astype(str)
-    return text
+        distinct = np.array([v if _missing_mask(np.array([v]))[0] else f"{float(v):g}"
+                             for v in distinct.tolist()], dtype=str)
+    return distinct[inverse]
 
 
 # --------------------------------------------------------------------------- column kinds
@@ -343,7 +344,7 @@ def _canonical_text(values: np.ndarray) -> np.ndarray:
 
 def infer_kinds(columns: dict[str, np.ndarray], config: Config, path: Path, target: str
                 ) -> tuple[dict[str, str], dict[str, str]]:
-    """Each feature column's kind (numeric, boolean, timestamp, categorical) and the dropped ones."""
+    """Each feature column's kind (numeric, boolean, timestamp, categorical); dropped ones."""
     forced_numeric = set(get(config, "data.numeric"))
     forced_categorical = set(get(config, "data.categorical"))
     drop = set(get(config, "data.drop"))
@@ -391,6 +392,9 @@ def _infer_kind(values: np.ndarray, name: str, path: Path) -> str:
         return "constant" if len(np.unique(present)) <= 1 else "numeric"
     text = np.char.strip(values)
     present = text[~_missing_mask(text)]
+    numbers = _try_float(present)
+    if numbers is not None:  # the common case, decided without sorting the column
+        return "constant" if len(numbers) == 0 or np.ptp(numbers) == 0 else "numeric"
     distinct = np.unique(present)
     if len(distinct) <= 1:
         return "constant"
@@ -436,7 +440,10 @@ def _is_timestamp(sample: np.ndarray) -> bool:
 
 def _to_datetime(text: np.ndarray) -> np.ndarray:
     # numpy reads ISO 8601 without a zone; a trailing Z (UTC) is dropped.
-    return np.char.rstrip(np.char.strip(text), "Zz").astype("datetime64[s]")
+    text = np.char.strip(text)
+    if np.char.endswith(text, "Z").any():
+        text = np.char.rstrip(text, "Z")
+    return text.astype("datetime64[s]")
 
 
 # --------------------------------------------------------------------------- parsing
@@ -468,11 +475,11 @@ def parse_column(values: np.ndarray, kind: str, name: str, path: Path) -> np.nda
                             f"on data row {row + 1}")
         out[~missing] = numbers
     elif kind == "boolean":
-        lowered = np.char.lower(present)
-        unknown = [v for v in np.unique(lowered) if v not in BOOLEAN_VALUES]
+        distinct, inverse = np.unique(present, return_inverse=True)
+        unknown = [v for v in distinct.tolist() if v.lower() not in BOOLEAN_VALUES]
         if unknown:
             raise DataError(f"{path}: column {name!r} is boolean but has the value {unknown[0]!r}")
-        out[~missing] = [BOOLEAN_VALUES[v] for v in lowered]
+        out[~missing] = np.array([BOOLEAN_VALUES[v.lower()] for v in distinct.tolist()])[inverse]
     elif kind == "timestamp":
         try:
             out[~missing] = _to_datetime(present).astype(np.int64).astype(np.float64)
@@ -495,7 +502,7 @@ def parse_for_kinds(columns: dict[str, np.ndarray], kinds: dict[str, str], path:
 def _missing_mask(text: np.ndarray) -> np.ndarray:
     if text.dtype.kind == "f":
         return np.isnan(text)
-    return np.isin(np.char.lower(text), MISSING_TOKENS)
+    return np.isin(text, MISSING_VARIANTS)
 
 
 def _try_float(text: np.ndarray) -> np.ndarray | None:

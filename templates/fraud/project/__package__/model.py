@@ -60,8 +60,10 @@ def compile_args(config: Config, meta: dict[str, Any]) -> dict[str, Any]:
     if method in ("class_weight", "focal"):
         # alpha / (1 - alpha) = weight: the loss of a fraud row counts `weight` times.
         # With gamma 0 this is exactly class-weighted cross-entropy, up to a constant factor.
+        # A label smoothing of 1e-6 (no visible effect on the loss) keeps (1 - p_t) above
+        # zero when the sigmoid saturates: the gradient of (1 - p_t) ** 0 is NaN at zero.
         loss: keras.losses.Loss = keras.losses.BinaryFocalCrossentropy(
-            apply_class_balancing=True, alpha=weight / (1.0 + weight),
+            apply_class_balancing=True, alpha=weight / (1.0 + weight), label_smoothing=1e-6,
             gamma=float(get(config, "imbalance.focal_gamma")) if method == "focal" else 0.0)
     else:
         loss = keras.losses.BinaryCrossentropy()

@@ -84,5 +84,5 @@ def _write(path: Path, ids: dict[str, np.ndarray], scores: np.ndarray, decisions
         id_columns = [column.tolist() for column in ids.values()]
         for index, score in enumerate(scores.tolist()):
             writer.writerow([index + 1, *(column[index] for column in id_columns),
-                             f"{score:.6f}", int(decisions[index])])
+                             repr(score), int(decisions[index])])  # exact: ties decide
     tmp.replace(path)

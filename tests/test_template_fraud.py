@@ -1,0 +1,84 @@
+"""End to end: generate the fraud project and use it as a new user would."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from project_runner import generate, last_line, run_project
+
+pytestmark = pytest.mark.slow
+
+QUICK = ("--set", "train.epochs=1", "--set", "train.batch_size=512",
+         "--set", "data.max_rows=6000", "--set", "model.hidden=[32]")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate(tmp_path_factory.mktemp("fraud"), "fraud_demo", "fraud")
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_train_then_score_raw_rows(project: Path, tmp_path: Path, backend: str) -> None:
+    run = tmp_path / "run"
+    result = run_project(project, "train", "--run-dir", str(run), *QUICK, backend=backend)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"backend {backend}" in result.stdout and "validation pr_auc" in result.stdout
+    assert "positive rate train 0.2" in result.stdout
+
+    metrics = json.loads((run / "metrics.json").read_text())
+    final = metrics["final"]
+    assert metrics["epochs_completed"] == 1 and metrics["monitor"] == "val_pr_auc"
+    assert 0.0 < final["pr_auc"] <= 1.0 and 0.0 < final["baseline_pr_auc"] <= 1.0
+    assert 0.5 < final["roc_auc"] <= 1.0 and 0.0 <= final["threshold"] <= 1.0
+    assert final["positives"] >= 1
+    for name in ("pr_curve", "roc_curve", "score_histograms", "threshold_cost",
+                 "training_curves"):
+        assert (run / "plots" / f"{name}.png").stat().st_size > 1000
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["id_columns"] == ["transaction_id"]
+
+    # New rows with an unseen channel and a missing amount: scored, counted, nothing lost.
+    with (project / "data" / "transactions.csv").open(newline="") as handle:
+        rows = list(csv.reader(handle))[:301]
+    header = rows[0]
+    rows[1][header.index("channel")] = "teleport"
+    rows[2][header.index("amount")] = ""
+    new = tmp_path / "new.csv"
+    with new.open("w", newline="") as handle:
+        csv.writer(handle).writerows([[v for i, v in enumerate(r) if header[i] != "is_fraud"]
+                                      for r in rows])
+    result = run_project(project, "predict", "--run-dir", str(run), str(new),
+                         "--out", str(tmp_path / "scores"), backend=backend)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "channel 1" in result.stdout and "amount 1" in result.stdout
+    scored = list(csv.DictReader((tmp_path / "scores" / "new.scores.csv").open()))
+    assert len(scored) == 300 and scored[0]["transaction_id"] == rows[1][0]
+    assert all((float(r["score"]) >= final["threshold"]) == (r["decision"] == "1")
+               for r in scored)
+
+
+def test_public_creditcard_schema_needs_no_configuration(project: Path, tmp_path: Path) -> None:
+    from appgen.datasets.transactions import write_creditcard_schema
+
+    table = tmp_path / "creditcard.csv"
+    write_creditcard_schema(table, size=6000, fraud_rate=0.01)
+    run = tmp_path / "run"
+    result = run_project(project, "train", "--run-dir", str(run), *QUICK,
+                         "--set", f'data.path="{table}"')
+    assert result.returncode == 0, result.stderr[-3000:]
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["target"]["column"] == "Class" and len(meta["features"]["numeric"]) == 30
+
+
+def test_target_that_is_not_binary_fails_in_one_line(project: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("amount,is_fraud\n" + "".join(f"{i},{i % 3}\n" for i in range(60)))
+    result = run_project(project, "train", "--run-dir", str(tmp_path / "r"),
+                         "--set", f'data.path="{bad}"')
+    assert result.returncode == 2
+    line = last_line(result.stderr)
+    assert str(bad) in line and "not binary" in line and "Traceback" not in result.stderr
+    assert not (tmp_path / "r" / "checkpoints" / "last.keras").exists()
