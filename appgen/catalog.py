@@ -21,6 +21,7 @@ else:  # pragma: no cover
 import appgen
 
 from .errors import ManifestError, TemplateNotFoundError
+from .options import Option, merge_options, parse_options
 
 MANIFEST = "template.toml"
 PROJECT_DIR = "project"
@@ -35,6 +36,7 @@ _MANIFEST_TYPES: dict[str, type] = {
     "sample_data": str,
     "data_format": str,
     "task_settings": dict,
+    "options": dict,
 }
 
 
@@ -50,6 +52,7 @@ class Template:
     sample_data: str | None = None
     data_format: str = ""
     task_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    options: dict[str, dict[str, Any]] = field(default_factory=dict)  # see appgen.options
     source: str = "path"  # "builtin", "user" or "path": where it was found
 
     @property
@@ -103,6 +106,10 @@ class Template:
         for template in self.chain():
             merged.update(template.task_settings.get(task, {}))
         return merged
+
+    def effective_options(self) -> dict[str, Option]:
+        """The ``[options]`` of the whole chain, a child's fields replacing its parent's."""
+        return merge_options([(str(t.path / MANIFEST), t.options) for t in self.chain()])
 
 
 def builtin_templates_dir() -> Path:
@@ -160,6 +167,7 @@ def load_template(path: Path, *, source: str = "path") -> Template:
                 f"{manifest_path}: task_settings names task {task!r}, "
                 f"which is not in tasks {tasks}"
             )
+    options = parse_options(data.get("options", {}), str(manifest_path))
     if not (path / PROJECT_DIR).is_dir():
         raise ManifestError(f"{path} has no {PROJECT_DIR}/ folder")
     return Template(
@@ -171,6 +179,7 @@ def load_template(path: Path, *, source: str = "path") -> Template:
         sample_data=data.get("sample_data") or None,
         data_format=data.get("data_format", ""),
         task_settings=task_settings,
+        options=options,
         source=source,
     )
 

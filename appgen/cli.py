@@ -27,6 +27,8 @@ from . import __version__, catalog, settings
 from .errors import AppgenError
 from .render import BACKENDS, RenderRequest, preview_config, render_project
 
+EXIT_CONFLICTS = 1  # like `git merge`: the update was written but needs the user's hand
+
 EXIT_ERROR = 2
 _DATA_DIR = "data"
 BACKEND_MODULES = ("tensorflow", "jax", "torch", "keras", "keras_hub")
@@ -147,6 +149,8 @@ def list_command() -> None:
         click.echo(f"{template.name:<{width}}  {tasks:<28}  {template.description}{origin}")
     for path, reason in catalog.broken_templates():
         click.echo(f"warning: skipped {path}: {reason}", err=True)
+    click.echo(f"\nuser templates: {catalog.user_templates_dir()} "
+               f"(${catalog.USER_DIR_ENV} to change; `appgen template new` adds one)")
 
 
 @main.command()
@@ -170,11 +174,100 @@ def info(template_ref: str, task: str | None) -> None:
         return
     click.echo("  options (set with --set KEY=VALUE):")
     keys = settings.describe_keys(text)
+    rules = template.effective_options()
     width = max((len(a.key) for a in keys), default=0)
     for assignment in keys:
         value = " ".join(text[assignment.value_start : assignment.value_end].split())
         comment = f"  # {assignment.comment}" if assignment.comment else ""
-        click.echo(f"    {assignment.key:<{width}} = {value}{comment}")
+        rule = rules[assignment.key].describe() if assignment.key in rules else ""
+        click.echo(f"    {assignment.key:<{width}} = {value}{comment}"
+                   + (f"  [{rule}]" if rule else ""))
+
+
+@main.command()
+@click.argument("directory", metavar="[DIR]", type=click.Path(path_type=Path), default=Path("."))
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Change a recorded answer (repeatable), e.g. train.epochs=5.")
+@click.option("--backend", type=click.Choice(BACKENDS), default=None,
+              help="Change the recorded backend.")
+@click.option("--task", default=None, help="Change the recorded task.")
+@click.option("-t", "--template", "template_ref", default=None,
+              help="Render from this template instead of the recorded one (moved or renamed).")
+@click.option("--dry-run", is_flag=True, help="List what would change and write nothing.")
+@click.option("--force", is_flag=True,
+              help="Update even with uncommitted git changes or unresolved conflict markers.")
+def update(directory: Path, overrides: tuple[str, ...], backend: str | None, task: str | None,
+           template_ref: str | None, dry_run: bool, force: bool) -> None:
+    """Re-render project DIR with its recorded answers and merge into your edits.
+
+    Unedited files are replaced, edited ones get a three-way merge against the
+    pristine render, conflicts are marked <<<<<<< / >>>>>>> and listed (exit code 1).
+    """
+    from .update import UpdateOptions, update_project  # keeps `appgen new` imports small
+
+    plan = update_project(UpdateOptions(
+        project=directory, overrides=list(overrides), backend=backend, task=task,
+        template_ref=template_ref, dry_run=dry_run, force=force,
+    ))
+    verb = "would change" if dry_run else "changed"
+    where = _shell_path(plan.project)
+    if not plan.changes:
+        click.echo(f"{where}: up to date with template {plan.template.name!r}"
+                   + (" (answers and pristine copy would be refreshed)" if dry_run else ""))
+    else:
+        click.echo(f"{where}: {verb} {len(plan.changes)} file(s) from template "
+                   f"{plan.template.name!r}:")
+        for change in plan.changes:
+            detail = f"  ({change.detail})" if change.detail else ""
+            click.echo(f"  {change.kind:<8}  {change.path}{detail}")
+    if plan.conflicts:
+        paths = " ".join(change.path for change in plan.conflicts)
+        if dry_run:
+            click.echo(f"{len(plan.conflicts)} file(s) would have conflicts: {paths}")
+        else:
+            click.echo(f"{len(plan.conflicts)} file(s) have conflicts to resolve (look for "
+                       f"<<<<<<< yours ... >>>>>>> template): {paths}", err=True)
+            sys.exit(EXIT_CONFLICTS)
+
+
+@main.command()
+@click.argument("directory", metavar="[DIR]", type=click.Path(path_type=Path), default=Path("."))
+def diff(directory: Path) -> None:
+    """Show your edits to project DIR against its pristine render (unified diff)."""
+    from .update import diff_project
+
+    text = diff_project(directory)
+    if text:
+        click.echo(text, nl=False)
+
+
+@main.group()
+def template() -> None:
+    """Create and manage your own templates."""
+
+
+@template.command(name="new")
+@click.argument("name")
+@click.option("--from", "copy_from", default=None, metavar="TEMPLATE",
+              help="Copy this template (manifest and every file) as the starting point.")
+@click.option("--extends", default=None, metavar="TEMPLATE",
+              help="Inherit from this template; add only the files you change.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
+              help="Folder of the new template (default: the user templates directory).")
+def template_new(name: str, copy_from: str | None, extends: str | None,
+                 output: Path | None) -> None:
+    """Create template NAME from a built-in or user template."""
+    from .authoring import create_template
+
+    if copy_from is None and extends is None:
+        raise click.UsageError("give --from TEMPLATE (copy it) or --extends TEMPLATE")
+    folder = create_template(name, copy_from=copy_from, extends=extends, out=output)
+    click.echo(f"Created template {name!r} in {folder}")
+    in_user_dir = folder.parent == catalog.user_templates_dir().expanduser().absolute()
+    shown = _shell_path(folder)
+    reference = name if in_user_dir else (shown if shown.startswith(("/", '"')) else f"./{shown}")
+    click.echo(f"  edit {_shell_path(folder / catalog.PROJECT_DIR)}, then: "
+               f"appgen new my_project -t {reference}")
 
 
 @main.command()

@@ -50,3 +50,23 @@ class UnsafePathError(AppgenError):
 
 class RenderError(AppgenError):
     """A template file failed to render, or sample data failed to be written."""
+
+
+class NotAProjectError(AppgenError):
+    """The folder given to ``update``/``diff`` has no usable ``.appgen.toml``."""
+
+
+class PristineStoreError(AppgenError):
+    """The recorded pristine render is missing, unreadable or disagrees with the record."""
+
+
+class DirtyWorkTreeError(AppgenError):
+    """``update`` was asked to write into a git work tree with uncommitted changes."""
+
+
+class MergeError(AppgenError):
+    """A three-way merge could not be run at all (not: it found conflicts)."""
+
+
+class TemplateExistsError(AppgenError):
+    """``template new`` would overwrite an existing folder or shadow a template."""

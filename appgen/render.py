@@ -6,7 +6,6 @@ into place only once complete, so a failure leaves nothing half-written.
 
 from __future__ import annotations
 
-import hashlib
 import keyword
 import os
 import re
@@ -28,7 +27,7 @@ import jinja2
 from jinja2.loaders import split_template_path
 from jinja2.sandbox import SandboxedEnvironment
 
-from . import __version__, settings
+from . import __version__, options, pristine, settings
 from .catalog import Template
 from .errors import (
     AppgenError,
@@ -39,6 +38,7 @@ from .errors import (
     UnknownKeyError,
     UnsafePathError,
 )
+from .record import RECORD_FILE, Record, digest
 
 BACKENDS = ("tensorflow", "jax", "torch")
 PACKAGE_PLACEHOLDER = "__package__"
@@ -46,7 +46,6 @@ JINJA_SUFFIX = ".jinja"
 # Include-only partials: reachable with {% include %}, never written to the project.
 PARTIAL_SUFFIX = ".inc"
 CONFIG_FILE = "config.toml"
-RECORD_FILE = ".appgen.toml"
 DATA_DIR = "data"
 
 # Names a generated package must not take: it would shadow what the project imports,
@@ -82,7 +81,7 @@ class RenderResult:
     target: Path
     package: str
     task: str | None
-    files: list[str]  # project-relative POSIX paths of rendered files, plus .appgen.toml
+    files: list[str]  # project-relative POSIX paths: rendered files, .appgen.toml, the store
     data_summary: str | None = None  # the sample-data writer's one-line summary
     dry_run: bool = False
 
@@ -332,9 +331,19 @@ def render_config(
             raise InvalidValueError("choose the backend with --backend, not --set runtime.backend")
         backend = {"runtime.backend": context["backend"]}
     users = settings.validate_overrides(schema, user_overrides)
-    merged = {**task_settings, **backend, **users}
+    template_options = template.effective_options()
+    option_defaults = settings.validate_overrides(
+        schema, options.option_defaults(template_options),
+        origin=f"template {template.name!r} options",
+    )
+    merged = {**option_defaults, **task_settings, **backend, **users}
     text = settings.apply_overrides(text, merged)
-    return text, tomllib.loads(text)
+    parsed = tomllib.loads(text)
+    origins = {key: "--set" for key in users}
+    origins.update({key: f"template {template.name!r} task_settings.{context['task']}"
+                    for key in task_settings if key not in users})
+    options.check_values(template_options, parsed, origins)
+    return text, parsed
 
 
 def _read_text(path: Path) -> str:
@@ -427,19 +436,35 @@ def _make_parents(directory: Path) -> list[Path]:
     return list(reversed(missing))
 
 
-def _render_into(
-    staging: Path, req: RenderRequest, package: str, task: str | None,
-    user_overrides: dict[str, Any],
-) -> tuple[list[str], str | None]:
-    chain = req.template.chain()
+@dataclass(frozen=True)
+class RenderedFile:
+    """One rendered file's bytes and whether it is executable (launch scripts)."""
+
+    content: bytes
+    executable: bool = False
+
+
+def render_files(
+    template: Template, project_name: str, package: str, task: str | None, backend: str,
+    user_overrides: dict[str, Any], *, has_sample_data: bool,
+) -> dict[PurePosixPath, RenderedFile]:
+    """Render every file of ``template``'s chain in memory (no sample data, no record).
+
+    ``appgen new`` writes the result to disk; ``appgen update`` merges it.
+
+    Raises:
+        AppgenError: a subclass naming the file or the key that failed.
+    """
+    chain = template.chain()
     files = collect_files(chain, package)
-    want_data = bool(req.sample_data and _sample_data_name(chain))
-    context = _context(req.template, req.project_name, package, task, req.backend,
-                       has_sample_data=want_data)
-    rendered: dict[PurePosixPath, bytes] = {}
-    config = render_config(req.template, context, user_overrides, files)
+    context = _context(template, project_name, package, task, backend,
+                       has_sample_data=has_sample_data)
+    rendered: dict[PurePosixPath, RenderedFile] = {}
+    config = render_config(template, context, user_overrides, files)
     if config is not None:
-        rendered[PurePosixPath(CONFIG_FILE)] = config[0].encode("utf-8")
+        config_source = files[PurePosixPath(CONFIG_FILE)]
+        rendered[PurePosixPath(CONFIG_FILE)] = RenderedFile(
+            config[0].encode("utf-8"), _is_executable(config_source.source))
         context["config"] = config[1]
 
     env = make_environment(chain)
@@ -447,27 +472,81 @@ def _render_into(
         if dest in rendered:
             continue
         if source.is_jinja:
-            rendered[dest] = _render_file(env, source, context).encode("utf-8")
+            content = _render_file(env, source, context).encode("utf-8")
         else:
-            rendered[dest] = source.source.read_bytes()
+            content = source.source.read_bytes()
+        rendered[dest] = RenderedFile(content, _is_executable(source.source))
+    return dict(sorted(rendered.items()))
 
-    root = staging.resolve()
-    for dest, content in rendered.items():
-        path = staging.joinpath(*dest.parts)
-        if not path.resolve().is_relative_to(root):
+
+def _is_executable(path: Path) -> bool:
+    return bool(path.stat().st_mode & 0o111)
+
+
+def write_rendered(root: Path, rendered: dict[PurePosixPath, RenderedFile]) -> None:
+    """Write ``rendered`` under ``root``, refusing any path that resolves outside it."""
+    resolved_root = root.resolve()
+    for dest, item in rendered.items():
+        path = root.joinpath(*dest.parts)
+        if not path.resolve().is_relative_to(resolved_root):
             raise UnsafePathError(f"template path {dest} would be written outside the project")
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content)
-        source_file = files.get(dest)
-        if source_file is not None and source_file.source.stat().st_mode & 0o111:
+        path.write_bytes(item.content)
+        if item.executable:
             # Keep launch scripts executable, but never copy a read-only mode from an
             # installed template: the project belongs to its user.
             path.chmod(path.stat().st_mode | (0o111 & ~_umask()))
 
+
+def _render_into(
+    staging: Path, req: RenderRequest, package: str, task: str | None,
+    user_overrides: dict[str, Any],
+) -> tuple[list[str], str | None]:
+    chain = req.template.chain()
     data_name = _sample_data_name(chain) if req.sample_data else None
+    rendered = render_files(req.template, req.project_name, package, task, req.backend,
+                            user_overrides, has_sample_data=data_name is not None)
+    write_rendered(staging, rendered)
     summary = _write_sample_data(staging, data_name) if data_name else None
-    _write_record(staging / RECORD_FILE, req, package, task, sorted(rendered))
-    return sorted([dest.as_posix() for dest in rendered] + [RECORD_FILE]), summary
+    record = make_record(req.template, req.project_name, package, task, req.backend,
+                         req.overrides, req.sample_data, rendered)
+    write_project_state(staging, record, rendered)
+    return sorted([dest.as_posix() for dest in rendered]
+                  + [RECORD_FILE, pristine.STORE_FILE]), summary
+
+
+def make_record(
+    template: Template, project_name: str, package: str, task: str | None, backend: str,
+    overrides: list[str], sample_data: bool, rendered: dict[PurePosixPath, RenderedFile],
+) -> Record:
+    """The ``.appgen.toml`` contents for ``rendered`` and the answers that produced it."""
+    return Record(
+        appgen_version=__version__,
+        project_name=project_name,
+        package=package,
+        template=template.name,
+        template_source=str(template.path),
+        template_origin=template.source,
+        task=task,
+        backend=backend,
+        sample_data=sample_data,
+        overrides=list(overrides),
+        files={dest.as_posix(): digest(item.content) for dest, item in rendered.items()},
+    )
+
+
+def write_project_state(
+    project: Path, record: Record, rendered: dict[PurePosixPath, RenderedFile]
+) -> None:
+    """Write ``.appgen.toml`` and the pristine store for ``rendered`` into ``project``."""
+    pristine.write_store(
+        project, {dest.as_posix(): item.content for dest, item in rendered.items()},
+        frozenset(dest.as_posix() for dest, item in rendered.items() if item.executable),
+    )
+    record_path = project / RECORD_FILE
+    temporary = record_path.with_name(RECORD_FILE + ".tmp")
+    temporary.write_text(record.to_toml(), encoding="utf-8")
+    temporary.replace(record_path)
 
 
 def _sample_data_name(chain: list[Template]) -> str | None:
@@ -498,38 +577,7 @@ def _write_sample_data(staging: Path, name: str) -> str:
 
 def file_digest(path: Path) -> str:
     """SHA-256 hex digest of a file's bytes."""
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _write_record(
-    path: Path, req: RenderRequest, package: str, task: str | None,
-    rendered: list[PurePosixPath],
-) -> None:
-    """Write .appgen.toml: the answers, appgen's version and a hash of each rendered file."""
-    fmt = settings.format_value
-    lines = [
-        "# Written by appgen: how this project was generated. `appgen update` uses it to",
-        "# re-render with the same answers and to tell pristine files from edited ones.",
-        f"appgen_version = {fmt(__version__)}",
-        f"project_name = {fmt(req.project_name)}",
-        f"package = {fmt(package)}",
-        f"template = {fmt(req.template.name)}",
-        f"template_source = {fmt(str(req.template.path))}",
-    ]
-    if task is not None:
-        lines.append(f"task = {fmt(task)}")
-    lines += [
-        f"backend = {fmt(req.backend)}",
-        f"sample_data = {fmt(req.sample_data)}",
-        f"overrides = {fmt(list(req.overrides))}",
-        "",
-        "[files]",
-    ]
-    staging = path.parent
-    for rel in rendered:
-        digest = file_digest(staging.joinpath(*rel.parts))
-        lines.append(f"{settings.format_string(rel.as_posix())} = {fmt(digest)}")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return digest(path.read_bytes())
 
 
 def _umask() -> int:

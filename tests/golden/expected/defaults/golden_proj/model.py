@@ -1,0 +1,4 @@
+"""Model of golden-proj: the child's override."""
+
+HEAD = "pooled"
+UNITS = 32

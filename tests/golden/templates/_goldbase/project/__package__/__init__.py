@@ -1,0 +1,1 @@
+"""Package from the golden base."""
