@@ -125,7 +125,7 @@ def _refuse_dirty(project: Path, record: Record) -> None:
             "or pass --force"
         )
     for rel in record.files:
-        path = project / rel
+        path = _project_path(project, rel)
         if path.is_file() and _CONFLICT_MARKER in path.read_bytes():
             raise DirtyWorkTreeError(
                 f"{rel} still holds conflict markers from an earlier update; resolve them "
