@@ -109,5 +109,6 @@ def test_missing_frame_in_labels_is_named(tmp_path: Path) -> None:
     result = _run(project, "train", "--run-dir", str(tmp_path / "run"), "--set",
                   "train.epochs=1")
     assert result.returncode == 2
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error:") and "000005.png" in lines[0]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "000005.png" in errors[0] and "line 7" in errors[0]
+    assert "Traceback" not in result.stderr

@@ -83,7 +83,7 @@ def steering_plots(true: np.ndarray, predicted: np.ndarray, name: str, plots_dir
     axis.plot([low, high], [low, high], color="black", linewidth=0.8)
     axis.set_xlabel(f"true {name}")
     axis.set_ylabel(f"predicted {name}")
-    axis.set_title("validation frames")
+    axis.set_title("predicted vs true")
     plots.save_figure(fig, plots_dir / "steering_scatter.png")
 
 
