@@ -64,11 +64,18 @@ def test_several_gpus_distribute_and_scale_batch_and_learning_rate() -> None:
     assert (jax_plan.distribution, jax_plan.global_batch) == ("data_parallel", 256)
 
 
-def test_several_hosts() -> None:
-    tf_plan = plan_for("tensorflow", (gpu((8, 0)), gpu((8, 0))), hosts=3)
-    assert (tf_plan.distribution, tf_plan.replicas, tf_plan.global_batch) == \
-        ("multi_worker", 6, 192)
-    assert plan_for("jax", (gpu((8, 0)),), hosts=2).distribution == "data_parallel"
+def test_several_hosts_use_jax_distributed() -> None:
+    plan = plan_for("jax", (gpu((8, 0)), gpu((8, 0))), hosts=3)
+    assert (plan.distribution, plan.replicas, plan.global_batch) == ("data_parallel", 6, 192)
+    assert plan.learning_rate == pytest.approx(0.006)
+
+
+def test_several_hosts_on_tensorflow_are_refused_with_the_reason() -> None:
+    # Keras 3 cannot fit() under MultiWorkerMirroredStrategy (keras-team/keras#20585).
+    with pytest.raises(errors.ConfigError, match="20585"):
+        plan_for("tensorflow", (gpu((8, 0)),), hosts=2)
+    with pytest.raises(errors.ConfigError, match="KERAS_BACKEND=jax"):
+        plan_for("tensorflow", (CPU,), distribute="multi_worker")
 
 
 def test_explicit_choices_win_and_wrong_ones_are_named() -> None:
@@ -78,8 +85,6 @@ def test_explicit_choices_win_and_wrong_ones_are_named() -> None:
         plan_for("tensorflow", (CPU,), precision="fp8")
     with pytest.raises(errors.ConfigError, match="not available on jax"):
         plan_for("jax", (CPU,), distribute="mirrored")
-    with pytest.raises(errors.ConfigError, match="TF_CONFIG"):
-        plan_for("tensorflow", (CPU,), distribute="multi_worker")
 
 
 def test_bfloat16_on_volta_is_allowed_with_a_note() -> None:

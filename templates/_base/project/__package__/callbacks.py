@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import math
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -46,15 +48,15 @@ class RunRecorder(keras.callbacks.Callback):
             self.nan_epoch = epoch + 1
             self.model.stop_training = True
             return
-        if not self.is_chief:
-            return
         row = {"epoch": epoch + 1, **logs,
                "learning_rate": _current_learning_rate(self.model)}
         self.rows = [r for r in self.rows if int(r["epoch"]) <= epoch] + [row]
-        atomic_save_model(self.model, self.run.last_checkpoint)
+        self._save(self.run.last_checkpoint)
         if self._improved(logs):
             self.best = {"epoch": epoch + 1, **logs}
-            atomic_save_model(self.model, self.run.best_checkpoint)
+            self._save(self.run.best_checkpoint)
+        if not self.is_chief:
+            return
         atomic_write_text(self.run.history, _to_csv(self.rows))
         self.write_metrics(epoch + 1, last=row)
 
@@ -64,6 +66,15 @@ class RunRecorder(keras.callbacks.Callback):
         metrics.update(epochs_completed=epochs_completed, epochs_planned=self.epochs,
                        monitor=self.monitor, best=self.best, **extra)
         atomic_write_json(self.run.metrics, metrics)
+
+    def _save(self, path: Path) -> None:
+        """Save on every process: on JAX and TensorFlow clusters saving reads replicated
+        variables through collectives. Only the chief keeps its file."""
+        if self.is_chief:
+            atomic_save_model(self.model, path)
+            return
+        with tempfile.TemporaryDirectory(prefix="appgen-worker-") as scratch:
+            self.model.save(Path(scratch) / path.name)
 
     def _improved(self, logs: dict[str, float]) -> bool:
         value = logs.get(self.monitor)

@@ -7,12 +7,16 @@ so the JAX backend works on machines without TensorFlow.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from typing import Any
 
 import keras
 import numpy as np
+
+# (this process, number of processes): set once by the strategy on multi-host runs.
+_PROCESS_SHARD = (0, 1)
 
 BatchTransform = Callable[[Any, np.ndarray, np.random.Generator], tuple[Any, np.ndarray]]
 
@@ -22,7 +26,12 @@ class Batches(keras.utils.PyDataset):
 
     ``inputs`` is an array or a dict of arrays with the same first dimension.
     Training batches drop the remainder so every step has the same shape and
-    XLA compiles once; evaluation batches keep every sample.
+    XLA compiles once; evaluation batches keep every sample on a single process.
+
+    With several processes (multi-host training) every process builds the same
+    global batches from the same seed and yields only its own slice of each, so
+    the global batch is the same whatever the number of processes. Evaluation
+    then drops the remainder too, so every process runs the same number of steps.
     """
 
     def __init__(self, inputs: Any, targets: np.ndarray, batch_size: int, *,
@@ -37,6 +46,7 @@ class Batches(keras.utils.PyDataset):
         self.transform = transform
         self.seed = seed
         self.epoch = 0
+        self.shard_index, self.shard_count = _PROCESS_SHARD
         count = len(targets)
         if count == 0:
             raise ValueError("no samples to batch")
@@ -47,7 +57,7 @@ class Batches(keras.utils.PyDataset):
 
     def __len__(self) -> int:
         count = len(self.targets)
-        if self.training:
+        if self.training or self.shard_count > 1:
             return count // self.batch_size
         return math.ceil(count / self.batch_size)
 
@@ -57,6 +67,9 @@ class Batches(keras.utils.PyDataset):
 
     def __getitem__(self, index: int) -> tuple[Any, np.ndarray]:
         picked = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        if self.shard_count > 1:
+            local = len(picked) // self.shard_count
+            picked = picked[self.shard_index * local:(self.shard_index + 1) * local]
         inputs = _take(self.inputs, picked)
         targets = self.targets[picked]
         if self.transform is not None and self.training:
@@ -64,11 +77,25 @@ class Batches(keras.utils.PyDataset):
             inputs, targets = self.transform(inputs, targets, rng)
         return inputs, targets
 
+    def unsharded(self) -> Batches:
+        """The same batches in full, for work one process does alone (reports)."""
+        whole = copy.copy(self)
+        whole.shard_index, whole.shard_count = 0, 1
+        return whole
+
     def on_epoch_end(self) -> None:
         if self.training:
             rng = np.random.default_rng((self.seed, self.epoch))
             self.order = rng.permutation(len(self.targets))
         self.epoch += 1
+
+
+def set_process_shard(index: int, count: int) -> None:
+    """Make Batches built from now on yield process ``index``'s slice of ``count``."""
+    global _PROCESS_SHARD
+    if not 0 <= index < count:
+        raise ValueError(f"process index {index} is outside 0..{count - 1}")
+    _PROCESS_SHARD = (index, count)
 
 
 def _take(inputs: Any, picked: np.ndarray) -> Any:

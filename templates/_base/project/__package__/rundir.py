@@ -87,23 +87,28 @@ def new_run_path(base: str | Path = "runs") -> Path:
     return candidate
 
 
-def prepare(path: str | Path | None, *, resume: bool, min_free_mb: int) -> RunDir:
+def prepare(path: str | Path | None, *, resume: bool, min_free_mb: int,
+            shared: bool = False) -> RunDir:
     """Create (or, with ``resume``, reopen) a run directory and check it can be written.
 
     Fails before any training when the directory is in use by another run,
-    unwritable, or on a disk with less than ``min_free_mb`` free.
+    unwritable, or on a disk with less than ``min_free_mb`` free. ``shared``:
+    this process is a non-chief worker of a run the chief owns, so the folder
+    may already hold the chief's files.
     """
+    if path is None and shared:
+        raise RunDirError("multi-worker training needs --run-dir on a disk all workers share")
     run = RunDir(Path(path) if path is not None else new_run_path())
     if resume:
         if not run.last_checkpoint.is_file():
             raise RunDirError(f"--resume: no checkpoint at {run.last_checkpoint}")
-    elif run.path.exists() and any(run.path.iterdir()):
+    elif not shared and _holds_files(run.path):
         raise RunDirError(f"run directory {run.path} is not empty; pass --resume to continue "
                           "that run or choose another --run-dir")
     try:
         for folder in (run.path, run.checkpoints, run.plots, run.logs):
             folder.mkdir(parents=True, exist_ok=True)
-        probe = run.path / ".write-test"
+        probe = run.path / f".write-test-{os.getpid()}"
         probe.write_bytes(b"ok")
         probe.unlink()
     except OSError as err:
@@ -113,6 +118,13 @@ def prepare(path: str | Path | None, *, resume: bool, min_free_mb: int) -> RunDi
         raise RunDirError(f"only {free_mb} MB free on the disk of {run.path}; "
                           f"runtime.min_free_disk_mb asks for {min_free_mb} MB")
     return run
+
+
+def _holds_files(folder: Path) -> bool:
+    """True when ``folder`` holds a file (empty subfolders made by other workers don't count)."""
+    if not folder.is_dir():
+        return folder.exists()
+    return any(p.is_file() and not p.name.startswith(".write-test") for p in folder.rglob("*"))
 
 
 def open_existing(path: str | Path) -> RunDir:

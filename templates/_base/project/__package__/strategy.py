@@ -81,18 +81,35 @@ class Plan:
 
 
 def describe_environment(backend: str | None = None) -> Environment:
-    """Ask the active backend for its devices and read the cluster description."""
+    """Ask the active backend for its devices and read the cluster description.
+
+    On JAX with several processes this also joins the cluster
+    (``jax.distributed.initialize``), which must happen before JAX lists devices.
+    """
     backend = backend or os.environ.get("KERAS_BACKEND", "tensorflow")
+    hosts, index, coordinator, source = _cluster_from_environment(os.environ)
     if backend == "tensorflow":
         devices = _tensorflow_devices()
     elif backend == "jax":
+        if hosts > 1:
+            _join_jax_cluster(coordinator, hosts, index)
         devices = _jax_devices()
     elif backend == "torch":
         devices = _torch_devices()
     else:
         raise ConfigError(f"runtime.backend must be tensorflow, jax or torch; got {backend!r}")
-    hosts, index, coordinator, source = _cluster_from_environment(os.environ)
     return Environment(backend, devices, hosts, index, coordinator, source)
+
+
+def _join_jax_cluster(coordinator: str | None, hosts: int, index: int) -> None:
+    import jax
+
+    if coordinator is None:
+        raise ConfigError("several JAX processes need a coordinator address "
+                          "(APPGEN_COORDINATOR=host:port, or SLURM)")
+    # CPU-only processes need an explicit collectives implementation to all-reduce.
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator, hosts, index)
 
 
 def choose_plan(config: Config, env: Environment) -> Plan:
@@ -191,9 +208,14 @@ def _choose_distribution(config: Config, env: Environment) -> str:
     allowed = {"tensorflow": ("none", "mirrored", "multi_worker"),
                "jax": ("none", "data_parallel"),
                "torch": ("none",)}[env.backend]
+    if asked == "multi_worker" or (asked == "auto" and env.backend == "tensorflow"
+                                   and env.num_hosts > 1):
+        # Keras 3 (up to 3.15 at least) fails inside fit() under MultiWorkerMirroredStrategy:
+        # keras-team/keras#20585, and its multi-worker "mean" reduction of scalar logs.
+        raise ConfigError("training on several hosts with TensorFlow is not supported by "
+                          "Keras 3 yet (keras-team/keras#20585); use KERAS_BACKEND=jax, which "
+                          "scales over hosts with jax.distributed")
     if asked == "auto":
-        if env.backend == "tensorflow" and env.num_hosts > 1:
-            return "multi_worker"
         if env.backend == "jax" and (env.num_hosts > 1 or len(env.accelerators) > 1):
             return "data_parallel"
         if env.backend == "tensorflow" and len(env.accelerators) > 1:
@@ -202,8 +224,6 @@ def _choose_distribution(config: Config, env: Environment) -> str:
     if asked not in allowed:
         raise ConfigError(f"runtime.distribute={asked} is not available on {env.backend}; "
                           f"choose from {', '.join(('auto',) + allowed)}")
-    if asked == "multi_worker" and env.num_hosts < 2 and env.cluster_source != "TF_CONFIG":
-        raise ConfigError("runtime.distribute=multi_worker needs TF_CONFIG describing the workers")
     return asked
 
 
@@ -276,8 +296,21 @@ def _torch_devices() -> tuple[Device, ...]:
     return (Device("cpu", "CPU"),)
 
 
-def apply_plan(plan: Plan) -> contextlib.AbstractContextManager[Any]:
-    """Set precision, seeds and distribution; return the scope to build models in."""
+class Runtime:
+    """What ``apply_plan`` set up: the scope to build models in."""
+
+    def __init__(self, plan: Plan, tf_strategy: Any = None) -> None:
+        self.plan = plan
+        self.tf_strategy = tf_strategy
+
+    def scope(self) -> contextlib.AbstractContextManager[Any]:
+        """Build and compile models inside this."""
+        return self.tf_strategy.scope() if self.tf_strategy else contextlib.nullcontext()
+
+
+def apply_plan(plan: Plan) -> Runtime:
+    """Set precision, seeds and distribution; return the Runtime to build and feed models."""
+    tf_strategy = None
     import keras
 
     if plan.backend == "tensorflow":
@@ -298,18 +331,32 @@ def apply_plan(plan: Plan) -> contextlib.AbstractContextManager[Any]:
     if plan.distribution == "mirrored":
         import tensorflow as tf
 
-        return tf.distribute.MirroredStrategy().scope()
-    if plan.distribution == "multi_worker":
-        import tensorflow as tf
-
-        return tf.distribute.MultiWorkerMirroredStrategy().scope()
+        tf_strategy = tf.distribute.MirroredStrategy()
     if plan.distribution == "data_parallel":
-        if plan.hosts > 1:
-            import jax
+        distribution = keras.distribution.DataParallel()
+        # Each process feeds its own slice of every global batch (pipeline.set_process_shard).
+        distribution.auto_shard_dataset = False
+        keras.distribution.set_distribution(distribution)
+    if plan.hosts > 1:
+        from .pipeline import set_process_shard
 
-            jax.distributed.initialize(plan.coordinator, plan.hosts, plan.host_index)
-        keras.distribution.set_distribution(keras.distribution.DataParallel())
-    return contextlib.nullcontext()
+        set_process_shard(plan.host_index, plan.hosts)
+    return Runtime(plan, tf_strategy)
+
+
+def weights_fingerprint(model: Any) -> dict[str, Any]:
+    """A digest of every weight, so workers can show they ended in sync."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256()
+    total = 0.0
+    for weight in model.get_weights():
+        array = np.ascontiguousarray(np.asarray(weight, dtype=np.float32))
+        digest.update(array.tobytes())
+        total += float(np.abs(array).sum())
+    return {"sha256": digest.hexdigest(), "abs_sum": total}
 
 
 def plan_as_config(plan: Plan) -> dict[str, Any]:

@@ -32,10 +32,10 @@ def run_training(config_path: Path, overrides: list[str], run_path: Path | None,
             raise ProjectError("--resume needs --run-dir of the run to continue")
         config_path = run_path / "config.toml"
     config = load_config(config_path, overrides)
-    run = rundir.prepare(run_path, resume=resume,
-                         min_free_mb=int(get(config, "runtime.min_free_disk_mb")))
     plan = strategy.choose_plan(config, strategy.describe_environment())
-    scope = strategy.apply_plan(plan)
+    run = rundir.prepare(run_path, resume=resume, shared=not plan.is_chief,
+                         min_free_mb=int(get(config, "runtime.min_free_disk_mb")))
+    runtime = strategy.apply_plan(plan)
     if plan.is_chief:
         print(strategy.format_plan(plan), flush=True)
 
@@ -45,7 +45,7 @@ def run_training(config_path: Path, overrides: list[str], run_path: Path | None,
     epochs = int(get(config, "train.epochs"))
     initial_epoch = int(run.read_metrics().get("epochs_completed", 0)) if resume else 0
 
-    with scope:
+    with runtime.scope():
         if resume:
             net = keras.models.load_model(run.last_checkpoint)
             print(f"resuming {run.path} after epoch {initial_epoch}", flush=True)
@@ -95,11 +95,15 @@ def run_training(config_path: Path, overrides: list[str], run_path: Path | None,
             f"loss became NaN or infinite in epoch {recorder.nan_epoch}; training stopped and "
             f"the last good checkpoint is kept in {run.checkpoints} "
             "(try a lower train.learning_rate)")
+    if plan.hosts > 1:  # lets every worker show it ended with the chief's weights
+        rundir.atomic_write_json(run.path / "workers" / f"{plan.host_index}.json",
+                                 strategy.weights_fingerprint(net))
     if not plan.is_chief:
         return {}
 
-    best = keras.models.load_model(rundir.model_checkpoint(run))
-    final = report.report(best, splits.val, splits.meta, run.plots)
+    with strategy.no_distribution():  # the report runs on this process alone, on all of val
+        best = keras.models.load_model(rundir.model_checkpoint(run))
+        final = report.report(best, splits.val.unsharded(), splits.meta, run.plots)
     plots.training_curves(run.history, run.plots / "training_curves.png")
     epochs_completed = len(recorder.rows)
     recorder.write_metrics(epochs_completed, final=final, train_seconds=round(seconds, 1))
