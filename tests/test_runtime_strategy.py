@@ -107,7 +107,9 @@ def test_cluster_from_tf_config_and_slurm() -> None:
     assert (hosts, index, coordinator, source) == (3, 2, "a:1", "TF_CONFIG")
     hosts, index, coordinator, source = strategy._cluster_from_environment(
         {"SLURM_NTASKS": "4", "SLURM_PROCID": "1", "SLURM_JOB_NODELIST": "gpu[01-04]"})
-    assert (hosts, index, source) == (4, 1, "SLURM")
+    assert (hosts, index, coordinator, source) == (4, 1, "gpu01:12345", "SLURM")
+    assert strategy.first_slurm_host("gpu[07-09,12],cpu1") == "gpu07"
+    assert strategy.first_slurm_host("node3,node4") == "node3"
     assert strategy._cluster_from_environment({})[:2] == (1, 0)
     with pytest.raises(errors.ConfigError, match="TF_CONFIG"):
         strategy._cluster_from_environment({"TF_CONFIG": "{not json"})

@@ -254,11 +254,21 @@ def _cluster_from_environment(environ: os._Environ[str] | dict[str, str]
         return (int(environ["APPGEN_NUM_PROCESSES"]), int(environ.get("APPGEN_PROCESS_ID", "0")),
                 environ.get("APPGEN_COORDINATOR"), "env")
     if int(environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in environ:
-        nodes = environ.get("SLURM_JOB_NODELIST", "localhost").split(",")[0]
-        port = environ.get("APPGEN_COORDINATOR_PORT", "12345")
-        return (int(environ["SLURM_NTASKS"]), int(environ["SLURM_PROCID"]),
-                f"{nodes.split('[')[0]}:{port}", "SLURM")
+        coordinator = environ.get("APPGEN_COORDINATOR") or (
+            f"{first_slurm_host(environ.get('SLURM_JOB_NODELIST', 'localhost'))}:"
+            f"{environ.get('APPGEN_COORDINATOR_PORT', '12345')}")
+        return (int(environ["SLURM_NTASKS"]), int(environ["SLURM_PROCID"]), coordinator,
+                "SLURM")
     return 1, 0, None, "local"
+
+
+def first_slurm_host(nodelist: str) -> str:
+    """The first host of a SLURM node list: ``gpu[07-09,12],cpu1`` -> ``gpu07``."""
+    head = nodelist.split(",")[0] if "[" not in nodelist.split(",")[0] else nodelist
+    if "[" not in head:
+        return head
+    prefix, _, ranges = head.partition("[")
+    return prefix + ranges.split(",")[0].split("-")[0].rstrip("]")
 
 
 def _tensorflow_devices() -> tuple[Device, ...]:
