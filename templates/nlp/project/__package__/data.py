@@ -1,0 +1,249 @@
+"""Text classification data: CSV or JSON-lines files -> WordPiece ids -> batches.
+
+    data.dir/train.csv  (or train.jsonl)   columns data.text_column and data.label_column
+    data.dir/val.csv    (or val.jsonl)     optional; else a stratified split of train
+
+Texts are tokenized once, here, into int32 ids padded to one fixed length, so
+the compiled training step never sees a new shape. The vocabulary is learned
+from the training texts and travels in meta (RUN/meta.json) for predict.
+Empty texts are skipped and counted; longer texts are truncated and counted.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import Config, choice, get
+from .errors import ConfigError, DataError
+from .pipeline import Batches, Splits, stratified_split
+from .tokenizer import WordPiece, learn_vocabulary
+
+SUFFIXES = (".csv", ".jsonl", ".tsv")
+csv.field_size_limit(2**24)  # long documents in one cell are fine
+
+
+def load_splits(config: Config, *, batch_size: int) -> Splits:
+    """Training and validation batches plus the vocabulary and classes."""
+    text_column, label_column = _columns(config)
+    train_path = _find(config, "train", required=True)
+    texts, labels = read_texts(train_path, text_column, label_column, limit=_limit(config))
+    val_path = _find(config, "val", required=False)
+    class_names = sorted(set(labels))
+    if len(class_names) < 2:
+        raise DataError(f"{train_path}: column {label_column!r} has only one class "
+                        f"({class_names[0]!r}); need at least two")
+    if val_path is not None:
+        val_texts, val_labels = read_texts(val_path, text_column, label_column)
+        unknown = sorted(set(val_labels) - set(class_names))
+        if unknown:
+            raise DataError(f"{val_path}: labels not in the training data: {unknown[:5]}")
+    else:
+        indices = np.asarray([class_names.index(label) for label in labels])
+        train_idx, val_idx = stratified_split(indices, float(get(config, "data.val_fraction")),
+                                              int(get(config, "runtime.seed")))
+        val_texts, val_labels = [texts[i] for i in val_idx], [labels[i] for i in val_idx]
+        texts, labels = [texts[i] for i in train_idx], [labels[i] for i in train_idx]
+
+    preset = str(get(config, "model.preset"))
+    if preset:
+        from .presets import preset_meta
+
+        meta = preset_meta(config, preset, texts)
+    else:
+        meta = _learn_meta(config, texts)
+    meta.update(class_names=class_names, text_column=text_column,
+                summary=f"{len(class_names)} classes, {meta['summary']}")
+    encoder = make_encoder(meta)
+    ids, truncated = encoder(texts)
+    val_ids, val_truncated = encoder(val_texts)
+    _report_truncation(truncated + val_truncated, len(texts) + len(val_texts),
+                       meta["sequence_length"])
+    seed = int(get(config, "runtime.seed"))
+    train = Batches(ids, _one_hot(labels, class_names), batch_size, training=True, seed=seed)
+    val = Batches(val_ids, _one_hot(val_labels, class_names), batch_size, training=False)
+    return Splits(train, val, meta)
+
+
+def load_eval(config: Config, path: Path, meta: dict[str, Any], *, batch_size: int) -> Batches:
+    """Batches from another labelled file, tokenized with the training run's vocabulary."""
+    text_column, label_column = _columns(config)
+    texts, labels = read_texts(Path(path), text_column, label_column)
+    unknown = sorted(set(labels) - set(meta["class_names"]))
+    if unknown:
+        raise DataError(f"{path}: labels the model was not trained on: {unknown[:5]}")
+    ids, truncated = make_encoder(meta)(texts)
+    _report_truncation(truncated, len(texts), meta["sequence_length"])
+    return Batches(ids, _one_hot(labels, meta["class_names"]), batch_size, training=False)
+
+
+def make_encoder(meta: dict[str, Any]) -> Any:
+    """A function texts -> (int32 ids (n, sequence_length), number truncated)."""
+    length = int(meta["sequence_length"])
+    if meta.get("preset"):
+        from .presets import preset_encoder
+
+        return preset_encoder(meta)
+    wordpiece = WordPiece(meta["vocabulary"], lowercase=meta["lowercase"],
+                          strip_accents=meta["strip_accents"])
+    return lambda texts: wordpiece.encode_batch(texts, length)
+
+
+def read_texts(path: Path, text_column: str, label_column: str | None, *, limit: int = 0
+               ) -> tuple[list[str], list[str]]:
+    """Texts and string labels from a .csv/.tsv/.jsonl file; empty texts skipped and counted.
+
+    With ``label_column=None`` only texts are read (labels come back empty).
+    """
+    rows = _read_rows(path, text_column, label_column)
+    texts: list[str] = []
+    labels: list[str] = []
+    empty = 0
+    for line, text, label in rows:
+        if not text.strip():
+            empty += 1
+            continue
+        if label_column is not None and not label.strip():
+            raise DataError(f"{path}:{line}: empty {label_column!r} for a non-empty text")
+        texts.append(text)
+        labels.append(label.strip())
+        if limit and len(texts) >= limit:
+            break
+    if empty:
+        print(f"warning: {path}: skipped {empty} row(s) with an empty {text_column!r}", flush=True)
+    if not texts:
+        raise DataError(f"{path}: no rows with a non-empty {text_column!r}")
+    return texts, labels
+
+
+def _read_rows(path: Path, text_column: str, label_column: str | None
+               ) -> list[tuple[int, str, str]]:
+    try:
+        content = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path} is not UTF-8 text (byte {err.start}: {err.reason}); "
+                        "re-save it as UTF-8") from None
+    except OSError as err:
+        raise DataError(f"cannot read {path}: {err.strerror}") from None
+    wanted = [text_column] + ([label_column] if label_column else [])
+    rows: list[tuple[int, str, str]] = []
+    if path.suffix.lower() == ".jsonl":
+        for number, line in enumerate(content.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(f"{path}:{number}: not valid JSON ({err.msg})") from None
+            if not isinstance(record, dict):
+                raise DataError(f"{path}:{number}: expected a JSON object per line")
+            missing = [c for c in wanted if c not in record]
+            if missing:
+                raise DataError(f"{path}:{number}: no {missing[0]!r} field "
+                                f"(has {', '.join(map(str, record)) or 'none'})")
+            label = record[label_column] if label_column else ""
+            rows.append((number, _as_text(record[text_column]), _as_text(label)))
+        return rows
+    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+    reader = csv.reader(content.splitlines(), delimiter=delimiter)
+    header = next(reader, None)
+    if header is None:
+        raise DataError(f"{path} is empty; expected a header row with {', '.join(wanted)}")
+    header = [name.strip() for name in header]
+    missing = [c for c in wanted if c not in header]
+    if missing:
+        raise DataError(f"{path}: no column {missing[0]!r} (columns: {', '.join(header)}); "
+                        f"set data.text_column / data.label_column")
+    text_at = header.index(text_column)
+    label_at = header.index(label_column) if label_column else None
+    for number, row in enumerate(reader, start=2):
+        if not row:
+            continue
+        text = row[text_at] if text_at < len(row) else ""
+        label = row[label_at] if label_at is not None and label_at < len(row) else ""
+        rows.append((number, text, label))
+    return rows
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def _find(config: Config, split: str, *, required: bool) -> Path | None:
+    """``data.<split>_file`` if set, else ``data.dir/<split>.{csv,jsonl,tsv}``."""
+    named = str(get(config, f"data.{split}_file"))
+    root = Path(get(config, "data.dir"))
+    if named:
+        path = Path(named) if Path(named).is_absolute() or Path(named).exists() else root / named
+        if not path.is_file():
+            raise DataError(f"data.{split}_file {path} does not exist")
+        return path
+    if not root.is_dir():
+        raise DataError(f"data directory {root} does not exist (set data.dir in config.toml)")
+    found = [root / f"{split}{suffix}" for suffix in SUFFIXES
+             if (root / f"{split}{suffix}").is_file()]
+    if len(found) > 1:
+        raise DataError(f"{root} has {' and '.join(p.name for p in found)}; keep one or set "
+                        f"data.{split}_file")
+    if not found and required:
+        raise DataError(f"{root} has no {split}.csv or {split}.jsonl "
+                        f"(columns {get(config, 'data.text_column')!r}, "
+                        f"{get(config, 'data.label_column')!r})")
+    return found[0] if found else None
+
+
+def _learn_meta(config: Config, texts: list[str]) -> dict[str, Any]:
+    size = int(get(config, "tokenizer.vocabulary_size"))
+    if not 16 <= size <= 46_000:
+        raise ConfigError(f"tokenizer.vocabulary_size must be within 16..46000; got {size}")
+    lowercase = bool(get(config, "tokenizer.lowercase"))
+    strip_accents = bool(get(config, "tokenizer.strip_accents"))
+    learner = choice(config, "tokenizer.learner", ("auto", "keras_hub", "python"))
+    vocabulary, used = learn_vocabulary(texts, size, learner=learner, lowercase=lowercase,
+                                        strip_accents=strip_accents)
+    wordpiece = WordPiece(vocabulary, lowercase=lowercase, strip_accents=strip_accents)
+    lengths = np.asarray([len(wordpiece.encode(text)) for text in texts])
+    length = _sequence_length(config, lengths)
+    return {"vocabulary": vocabulary, "lowercase": lowercase, "strip_accents": strip_accents,
+            "sequence_length": length, "vocabulary_learner": used, "preset": "",
+            "summary": f"{len(vocabulary)} WordPiece tokens ({used}), sequences of {length} "
+                       f"(median text {int(np.median(lengths))} tokens)"}
+
+
+def _sequence_length(config: Config, lengths: np.ndarray) -> int:
+    asked = get(config, "data.sequence_length")
+    if asked != "auto":
+        if not isinstance(asked, int) or isinstance(asked, bool) or asked < 4:
+            raise ConfigError(f"data.sequence_length must be 'auto' or an integer >= 4; "
+                              f"got {asked!r}")
+        return asked
+    # Long enough for 99% of the training texts, a multiple of 16, within 16..512.
+    covering = int(np.percentile(lengths, 99)) if len(lengths) else 16
+    return int(min(512, max(16, -(-covering // 16) * 16)))
+
+
+def _report_truncation(truncated: int, total: int, length: int) -> None:
+    if truncated:
+        print(f"note: {truncated} of {total} text(s) are longer than {length} tokens and were "
+              "truncated (raise data.sequence_length to keep more)", flush=True)
+
+
+def _columns(config: Config) -> tuple[str, str]:
+    return str(get(config, "data.text_column")), str(get(config, "data.label_column"))
+
+
+def _limit(config: Config) -> int:
+    return int(get(config, "data.max_rows"))
+
+
+def _one_hot(labels: list[str], class_names: list[str]) -> np.ndarray:
+    index = {name: i for i, name in enumerate(class_names)}
+    return np.eye(len(class_names), dtype=np.float32)[[index[label] for label in labels]]

@@ -1,0 +1,94 @@
+"""``python -m PACKAGE predict``: the class of raw texts, text files and CSV/JSONL files.
+
+Each INPUT is one of:
+
+- a ``.txt`` file: one text per line (empty lines skipped);
+- a ``.csv`` / ``.tsv`` / ``.jsonl`` file: the texts in ``data.text_column``;
+- anything else that is not an existing file: the text itself, e.g.
+  ``predict --run-dir R "not bad at all" "a dull, clumsy film"``.
+
+Prints ``label  probability  text`` for the first rows and writes every row to
+``OUT/predictions.csv`` (default ``RUN/predictions``).
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from . import rundir
+from .config import get, load_config
+from .data import SUFFIXES, make_encoder, read_texts
+from .errors import DataError
+
+
+def run_prediction(run_path: Path, inputs: list[Path], out: Path | None) -> Path:
+    """Predict every input; return the output folder."""
+    run = rundir.open_existing(run_path)
+    config = load_config(run.config)
+    meta = rundir.read_meta(run)
+    sources, texts = collect_texts(inputs, str(meta.get("text_column", "text")))
+    encoded, truncated = make_encoder(meta)(texts)
+    if truncated:
+        print(f"note: {truncated} text(s) longer than {meta['sequence_length']} tokens were "
+              "truncated", flush=True)
+    net = keras.models.load_model(rundir.model_checkpoint(run))
+    probabilities = np.asarray(net.predict(encoded, batch_size=int(get(config,
+                                                                       "predict.batch_size")),
+                                           verbose=0))
+    class_names = list(meta["class_names"])
+    best = np.argmax(probabilities, axis=1)
+    out = out or run.path / "predictions"
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "predictions.csv"
+    with target.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["source", "text", "label", "probability",
+                         *[f"p_{name}" for name in class_names]])
+        for source, text, index, row in zip(sources, texts, best, probabilities, strict=True):
+            writer.writerow([source, text, class_names[index], f"{row[index]:.4f}",
+                             *[f"{p:.4f}" for p in row]])
+    for text, index, row in list(zip(texts, best, probabilities, strict=True))[:20]:
+        shown = text if len(text) <= 70 else text[:67] + "..."
+        print(f"{class_names[index]:>12}  {row[index]:.3f}  {shown}")
+    print(f"{len(texts)} prediction(s) written to {target}")
+    return out
+
+
+def collect_texts(inputs: list[Path], text_column: str) -> tuple[list[str], list[str]]:
+    """(source, text) pairs from raw texts and files, in the order given."""
+    sources: list[str] = []
+    texts: list[str] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_file():
+            if path.suffix.lower() in SUFFIXES:
+                found, _ = read_texts(path, text_column, None)
+            else:
+                found, _ = read_texts_file(path)
+            sources += [f"{path}:{i + 1}" for i in range(len(found))]
+            texts += found
+        elif path.suffix.lower() in (*SUFFIXES, ".txt") and "\n" not in str(item) \
+                and " " not in str(item):
+            raise DataError(f"input file {path} does not exist")
+        elif str(item).strip():
+            sources.append("argument")
+            texts.append(str(item))
+    if not texts:
+        raise DataError("no texts to predict: give texts, .txt files (one per line) or CSV files")
+    return sources, texts
+
+
+def read_texts_file(path: Path) -> tuple[list[str], int]:
+    """Non-empty lines of a text file; DataError naming the file if it is not UTF-8."""
+    try:
+        lines = path.read_bytes().decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path} is not UTF-8 text (byte {err.start}: {err.reason})") from None
+    texts = [line for line in lines if line.strip()]
+    if len(texts) < len(lines):
+        print(f"note: {path}: skipped {len(lines) - len(texts)} empty line(s)", flush=True)
+    return texts, len(lines) - len(texts)

@@ -1,0 +1,63 @@
+"""Tests of the templated movie-review writer (appgen.datasets.text_samples)."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import pytest
+from appgen.datasets import get_writer
+from appgen.datasets.text_samples import POSITIVE, review, write_reviews
+
+
+def _read(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_writes_train_and_val_csv_with_balanced_labels(tmp_path: Path) -> None:
+    summary = write_reviews(tmp_path / "d", size=500, seed=3)
+    train, val = _read(tmp_path / "d" / "train.csv"), _read(tmp_path / "d" / "val.csv")
+    assert (len(train), len(val)) == (400, 100)
+    assert set(train[0]) == {"text", "label"}
+    labels = [row["label"] for row in train + val]
+    assert set(labels) == {"positive", "negative"}
+    assert 0.4 < labels.count("positive") / len(labels) < 0.6
+    assert "500 templated movie reviews" in summary
+    assert get_writer("reviews") is write_reviews
+
+
+def test_same_seed_same_reviews_other_seed_other_reviews(tmp_path: Path) -> None:
+    write_reviews(tmp_path / "a", size=50, seed=1)
+    write_reviews(tmp_path / "b", size=50, seed=1)
+    write_reviews(tmp_path / "c", size=50, seed=2)
+    a, b, c = ((tmp_path / x / "train.csv").read_bytes() for x in "abc")
+    assert a == b and a != c
+
+
+def test_labels_follow_negation_and_clause_order() -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows = [review(rng) for _ in range(3000)]
+    positive_words = "|".join(POSITIVE)
+    # One negated positive adjective and nothing else: the review is negative.
+    simple = [(t, y) for t, y in rows if re.fullmatch(
+        rf"(?i)(honestly, |overall, |to be fair, |in short, )?[a-z ]*"
+        rf"\b(was not|wasn't|is not|isn't) (\w+ )?({positive_words})[.!]?", t)]
+    assert simple and all(y == "negative" for _, y in simple)
+    # "A, but B": the same words in the other order carry the other label.
+    turns = [(t, y) for t, y in rows if ", but " in t and "expected" not in t]
+    assert len(turns) > 100
+    assert {y for _, y in turns} == {"positive", "negative"}
+
+
+def test_refuses_occupied_folder_and_tiny_size(tmp_path: Path) -> None:
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "mine.txt").write_text("keep")
+    with pytest.raises(FileExistsError):
+        write_reviews(tmp_path / "full", size=20)
+    with pytest.raises(ValueError, match="at least 10"):
+        write_reviews(tmp_path / "small", size=3)
+    assert (tmp_path / "full" / "mine.txt").read_text() == "keep"
