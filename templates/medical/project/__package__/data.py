@@ -252,11 +252,15 @@ def _preprocessing(config: Config, images: list[Volume], class_names: list[str]
     spacing = [a if a > 0 else float(m) for a, m in zip(asked, np.median(spacings, axis=0),
                                                          strict=True)]
     max_size = int(get(config, "data.max_size"))
-    if max_size > 0:  # coarsen auto in-plane spacing so slices stay small enough for the CPU
+    if max_size > 0:
+        # Coarsen auto spacing so slices have at most max_size pixels a side, and the slice
+        # spacing by the same factor (isotropic scans would otherwise give 2x more slices).
         extent = np.median([np.multiply(v.data.shape, v.spacing) for v in images], axis=0)
-        for axis in (0, 1):
-            if asked[axis] == 0 and extent[axis] / spacing[axis] > max_size:
-                spacing[axis] = float(extent[axis] / max_size)
+        factors = [max(1.0, extent[axis] / spacing[axis] / max_size) if asked[axis] == 0
+                   else 1.0 for axis in (0, 1)]
+        spacing[0], spacing[1] = spacing[0] * factors[0], spacing[1] * factors[1]
+        if asked[2] == 0:
+            spacing[2] *= min(factors)
     depth = int(get(config, "model.depth"))
     return {"class_names": class_names, "num_classes": len(class_names), "normalize": mode,
             "ct_window": window, "spacing": [round(s, 4) for s in spacing],
