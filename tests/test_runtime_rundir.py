@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -80,3 +81,23 @@ def test_atomic_write_leaves_old_file_when_interrupted(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         rundir.atomic_write_json(target, {"nan": float("nan")})
     assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_nan_batch_never_overwrites_the_last_good_checkpoint(tmp_path: Path) -> None:
+    import keras
+    import numpy as np
+
+    callbacks = load("callbacks")
+    run = rundir.prepare(tmp_path / "run", resume=False, min_free_mb=1)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    recorder = callbacks.RunRecorder(run, monitor="val_loss", mode="min", epochs=3)
+    x, y = np.ones((8, 3), "float32"), np.ones((8, 1), "float32")
+    model.fit(x, y, validation_data=(x, y), epochs=1, callbacks=[recorder], verbose=0)
+    good = run.last_checkpoint.read_bytes()
+    recorder.on_epoch_begin(1)
+    recorder.on_train_batch_end(0, {"loss": float("nan")})
+    recorder.on_epoch_end(1, {"loss": float("nan"), "val_loss": float("nan")})
+    assert recorder.nan_epoch == 2 and model.stop_training
+    assert run.last_checkpoint.read_bytes() == good
+    assert json.loads(run.metrics.read_text())["epochs_completed"] == 1

@@ -34,7 +34,7 @@ def _run(action: Callable[[], Any]) -> None:
         action()
     except ProjectError as err:
         click.echo(f"error: {err}", err=True)
-        sys.exit(2)
+        sys.exit(err.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
@@ -116,13 +116,16 @@ def export(run_dir: Path, fmt: str, out: Path | None) -> None:
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("bench.json"),
               show_default=True)
-def bench(config_path: Path, overrides: tuple[str, ...], out: Path) -> None:
-    """Measure pipeline and training throughput; write bench.json."""
+@click.option("--run-dir", type=click.Path(path_type=Path), default=None,
+              help="Time inference of this run's trained model (default: a fresh one).")
+def bench(config_path: Path, overrides: tuple[str, ...], out: Path,
+          run_dir: Path | None) -> None:
+    """Measure pipeline, training and inference throughput; write bench.json."""
     def action() -> None:
         _select_backend(config_path, overrides)
         from .bench import run_bench
 
-        run_bench(config_path, list(overrides), out)
+        run_bench(config_path, list(overrides), out, run_dir)
     _run(action)
 
 

@@ -17,9 +17,10 @@ from typing import Any
 import keras
 import numpy as np
 
-from . import data, model, strategy
+from . import data, model, rundir, strategy
 from .config import Config, get, load_config
 from .errors import ConfigError
+from .latency import format_latency, latency
 
 # Dense peak FLOP/s per device name fragment: (half precision, TF32/float32).
 PEAK_FLOPS = {
@@ -38,8 +39,13 @@ class _StepClock(keras.callbacks.Callback):
         self.marks.append(time.perf_counter())
 
 
-def run_bench(config_path: Path, overrides: list[str], out: Path) -> dict[str, Any]:
-    """Measure every variant and write ``out`` (bench.json)."""
+def run_bench(config_path: Path, overrides: list[str], out: Path,
+              run_path: Path | None = None) -> dict[str, Any]:
+    """Measure every variant and inference latency; write ``out`` (bench.json).
+
+    With ``run_path``, latency is measured on that run's trained model instead of
+    a freshly built one of the same architecture.
+    """
     config = load_config(config_path, overrides)
     env = strategy.describe_environment()
     base = strategy.choose_plan(config, env)
@@ -59,6 +65,8 @@ def run_bench(config_path: Path, overrides: list[str], out: Path) -> dict[str, A
         plan = strategy.with_overrides(base, precision=precision, jit_compile=jit)
         results["variants"].append(measure(config, plan, splits, steps, warmup))
         print(_row(results["variants"][-1]), flush=True)
+    results["inference"] = measure_inference(config, base, splits, run_path)
+    print(format_latency(results["inference"]), flush=True)
     out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(f"pipeline alone: {results['pipeline_samples_per_s']:,.0f} samples/s; wrote {out}")
     return results
@@ -105,13 +113,27 @@ def measure(config: Config, plan: strategy.Plan, splits: Any, steps: int, warmup
     }
 
 
+def measure_inference(config: Config, plan: strategy.Plan, splits: Any,
+                      run_path: Path | None) -> dict[str, Any]:
+    """Single-sample latency and batch throughput of the model, on real validation inputs."""
+    keras.mixed_precision.set_global_policy(plan.precision)
+    if run_path is not None:
+        net = rundir.load_model(rundir.model_checkpoint(rundir.open_existing(run_path)))
+    else:
+        net = model.build_model(config, splits.meta)
+    return {"model": "trained" if run_path else "untrained", "precision": plan.precision,
+            **latency(net, splits.val[0][0], calls=int(get(config, "bench.latency_calls")),
+                      warmup=int(get(config, "bench.latency_warmup")),
+                      large_batch=int(get(config, "bench.latency_batch")))}
+
+
 def pipeline_throughput(batches: Any, count: int) -> float:
     """Samples/s of the input pipeline alone (what the device could be fed)."""
     started = time.perf_counter()
     samples = 0
     for index in range(count):
-        _, targets = batches[index % len(batches)]
-        samples += len(targets)
+        batch = batches[index % len(batches)]  # (inputs, targets[, sample_weights])
+        samples += len(batch[1])
     return round(samples / (time.perf_counter() - started), 1)
 
 

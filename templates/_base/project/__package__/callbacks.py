@@ -21,25 +21,51 @@ class RunRecorder(keras.callbacks.Callback):
     complete version. A NaN or infinite loss stops training *without* saving, so
     the last good checkpoint survives (Keras' TerminateOnNaN would let a backup
     be overwritten or deleted).
+
+    Mid-epoch, ``last.keras`` is also saved every ``every_steps`` steps and when
+    ``request_stop()`` is called (the SIGTERM handler does): ``--resume`` then
+    starts that epoch again from those weights and optimizer state, so the
+    epochs in history.csv stay complete and unique.
     """
 
     def __init__(self, run: RunDir, *, monitor: str, mode: str, epochs: int,
-                 is_chief: bool = True) -> None:
+                 is_chief: bool = True, every_steps: int = 0) -> None:
         super().__init__()
         self.run = run
         self.monitor = monitor
         self.mode = mode
         self.epochs = epochs
         self.is_chief = is_chief
+        self.every_steps = every_steps
         previous = run.read_metrics()
         self.rows: list[dict[str, Any]] = _read_history(run)
         self.best: dict[str, Any] = previous.get("best", {})
         self.nan_epoch: int | None = None
+        self.stop_requested = False
+        self.stopped_at: tuple[int, int] | None = None  # (epoch, step) of a requested stop
+        self.epoch = 0
+
+    def request_stop(self) -> None:
+        """Save at the end of the current step and stop (safe to call from a signal handler)."""
+        self.stop_requested = True
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self.epoch = epoch
 
     def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
-            self.nan_epoch = len(self.rows) + 1
+            self.nan_epoch = self.epoch + 1
+            self.model.stop_training = True
+            return
+        periodic = self.every_steps > 0 and (batch + 1) % self.every_steps == 0
+        if self.stop_requested or periodic:
+            self._save(self.run.last_checkpoint)
+            if self.is_chief:
+                self.write_metrics(self.epoch, mid_epoch={"epoch": self.epoch + 1,
+                                                          "step": batch + 1})
+        if self.stop_requested:
+            self.stopped_at = (self.epoch + 1, batch + 1)
             self.model.stop_training = True
 
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -48,6 +74,8 @@ class RunRecorder(keras.callbacks.Callback):
             self.nan_epoch = epoch + 1
             self.model.stop_training = True
             return
+        if self.stopped_at is not None:
+            return  # a partial epoch: its weights are saved, its numbers are not an epoch's
         row = {"epoch": epoch + 1, **logs,
                "learning_rate": _current_learning_rate(self.model)}
         self.rows = [r for r in self.rows if int(r["epoch"]) <= epoch] + [row]
@@ -63,6 +91,7 @@ class RunRecorder(keras.callbacks.Callback):
     def write_metrics(self, epochs_completed: int, **extra: Any) -> None:
         """Rewrite metrics.json, keeping what earlier epochs or stages wrote."""
         metrics = self.run.read_metrics()
+        metrics.pop("mid_epoch", None)
         metrics.update(epochs_completed=epochs_completed, epochs_planned=self.epochs,
                        monitor=self.monitor, best=self.best, **extra)
         atomic_write_json(self.run.metrics, metrics)
@@ -107,7 +136,7 @@ def _read_history(run: RunDir) -> list[dict[str, Any]]:
     if not run.history.is_file():
         return []
     with run.history.open(newline="", encoding="utf-8") as handle:
-        return [{k: float(v) for k, v in row.items() if v != ""}
+        return [{k: int(float(v)) if k == "epoch" else float(v) for k, v in row.items() if v != ""}
                 for row in csv.DictReader(handle)]
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import keras
-
 from . import data, report, rundir
 from .config import get, load_config
 
@@ -23,7 +21,7 @@ def run_evaluation(run_path: Path, data_path: Path | None) -> dict[str, Any]:
     else:
         batches = data.load_splits(config, batch_size=batch_size).val
         source = "validation split"
-    net = keras.models.load_model(rundir.model_checkpoint(run))
+    net = rundir.load_model(rundir.model_checkpoint(run))
     results = {"data": source, "samples": batches.num_samples,
                **report.report(net, batches, meta, run.plots / "evaluation")}
     rundir.atomic_write_json(run.path / "evaluation.json", results)

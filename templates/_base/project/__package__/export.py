@@ -28,11 +28,11 @@ def run_export(run_path: Path, fmt: str, out: Path | None) -> Path:
             raise ProjectError("SavedModel export needs the TensorFlow backend "
                                "(run with KERAS_BACKEND=tensorflow)")
         target = out or export_dir / "saved_model"
-        _export_into(keras.models.load_model(source), target, "tf_saved_model")
+        _export_into(rundir.load_model(source), target, "tf_saved_model")
     elif fmt == "onnx":
         target = out or export_dir / "model.onnx"
         try:
-            _export_into(keras.models.load_model(source), target, "onnx")
+            _export_into(rundir.load_model(source), target, "onnx")
         except ImportError as err:
             raise ProjectError(f"ONNX export needs extra packages: {err} "
                                "(pip install onnx tf2onnx)") from None

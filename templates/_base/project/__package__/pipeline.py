@@ -77,6 +77,11 @@ class Batches(keras.utils.PyDataset):
             inputs, targets = self.transform(inputs, targets, rng)
         return inputs, targets
 
+    def start_at_epoch(self, epoch: int) -> None:
+        """Shuffle as an uninterrupted run would for ``epoch`` (used by --resume)."""
+        self.epoch = epoch
+        self.on_epoch_end()
+
     def unsharded(self) -> Batches:
         """The same batches in full, for work one process does alone (reports)."""
         whole = copy.copy(self)

@@ -144,6 +144,15 @@ def read_meta(run: RunDir) -> dict[str, Any]:
     return json.loads(run.meta.read_text(encoding="utf-8"))
 
 
+def load_model(path: Path) -> Any:
+    """``keras.models.load_model`` with the template's custom layers registered first."""
+    import keras
+
+    from . import model  # noqa: F401  (registers the template's serializable layers)
+
+    return keras.models.load_model(path)
+
+
 def model_checkpoint(run: RunDir) -> Path:
     """The checkpoint to use after training: best if there is one, else last."""
     return run.best_checkpoint if run.best_checkpoint.is_file() else run.last_checkpoint

@@ -8,6 +8,7 @@ directory, the strategy, the optimizer and schedule, checkpoints and plots.
 from __future__ import annotations
 
 import math
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,7 @@ import keras
 from . import data, model, plots, report, rundir, strategy
 from .callbacks import RunRecorder, tensorboard
 from .config import Config, choice, dump_toml, get, load_config
-from .errors import ProjectError
-
-
-class TrainingDiverged(ProjectError):
-    """The loss became NaN or infinite."""
+from .errors import ProjectError, TrainingInterrupted, TrainingStopped
 
 
 def run_training(config_path: Path, overrides: list[str], run_path: Path | None,
@@ -44,10 +41,11 @@ def run_training(config_path: Path, overrides: list[str], run_path: Path | None,
           f"samples ({splits.meta.get('summary', '')})", flush=True)
     epochs = int(get(config, "train.epochs"))
     initial_epoch = int(run.read_metrics().get("epochs_completed", 0)) if resume else 0
+    splits.train.start_at_epoch(initial_epoch)
 
     with runtime.scope():
         if resume:
-            net = keras.models.load_model(run.last_checkpoint)
+            net = rundir.load_model(run.last_checkpoint)
             print(f"resuming {run.path} after epoch {initial_epoch}", flush=True)
         else:
             net = model.build_model(config, splits.meta)
@@ -75,7 +73,8 @@ def run_training(config_path: Path, overrides: list[str], run_path: Path | None,
     monitor = str(get(config, "train.monitor"))
     recorder = RunRecorder(run, monitor=monitor,
                            mode=choice(config, "train.monitor_mode", ("min", "max")),
-                           epochs=epochs, is_chief=plan.is_chief)
+                           epochs=epochs, is_chief=plan.is_chief,
+                           every_steps=int(get(config, "runtime.checkpoint_every_steps")))
     callbacks: list[keras.callbacks.Callback] = [recorder]
     patience = int(get(config, "train.early_stopping_patience"))
     if patience > 0:
@@ -84,17 +83,25 @@ def run_training(config_path: Path, overrides: list[str], run_path: Path | None,
     if plan.is_chief:
         callbacks += tensorboard(run)
 
+    if plan.hosts == 1:  # on a cluster, workers would stop at different steps and deadlock
+        signal.signal(signal.SIGTERM, lambda signum, frame: recorder.request_stop())
     started = time.perf_counter()
     if initial_epoch < epochs:
         net.fit(splits.train, validation_data=splits.val, epochs=epochs,
                 initial_epoch=initial_epoch, callbacks=callbacks,
                 verbose=int(get(config, "train.verbose")) if plan.is_chief else 0)
     seconds = time.perf_counter() - started
+    if recorder.stopped_at is not None:
+        epoch, step = recorder.stopped_at
+        raise TrainingInterrupted(
+            f"stopped by SIGTERM in epoch {epoch} after step {step}; checkpoint saved in "
+            f"{run.checkpoints}; continue with: train --resume --run-dir {run.path}")
     if recorder.nan_epoch is not None:
-        raise TrainingDiverged(
+        kept = (f"the last good checkpoint is kept in {run.checkpoints}"
+                if run.last_checkpoint.is_file() else "no checkpoint had been written yet")
+        raise TrainingStopped(
             f"loss became NaN or infinite in epoch {recorder.nan_epoch}; training stopped and "
-            f"the last good checkpoint is kept in {run.checkpoints} "
-            "(try a lower train.learning_rate)")
+            f"{kept} (try a lower train.learning_rate)")
     if plan.hosts > 1:  # lets every worker show it ended with the chief's weights
         rundir.atomic_write_json(run.path / "workers" / f"{plan.host_index}.json",
                                  strategy.weights_fingerprint(net))
@@ -102,12 +109,13 @@ def run_training(config_path: Path, overrides: list[str], run_path: Path | None,
         return {}
 
     with strategy.no_distribution():  # the report runs on this process alone, on all of val
-        best = keras.models.load_model(rundir.model_checkpoint(run))
+        best = rundir.load_model(rundir.model_checkpoint(run))
         final = report.report(best, splits.val.unsharded(), splits.meta, run.plots)
     plots.training_curves(run.history, run.plots / "training_curves.png")
     epochs_completed = len(recorder.rows)
     recorder.write_metrics(epochs_completed, final=final, train_seconds=round(seconds, 1))
-    headline = report.HEADLINE
+    # A template with several tasks names its headline per task; others set HEADLINE.
+    headline = report.headline(splits.meta) if hasattr(report, "headline") else report.HEADLINE
     print(f"\nvalidation {headline}: {final[headline]:.4f} "
           f"(best epoch {recorder.best.get('epoch', '?')} of {epochs_completed}, "
           f"{seconds:.0f} s)")

@@ -40,7 +40,7 @@ def run_prediction(run_path: Path, inputs: list[Path], out: Path | None) -> Path
     meta = rundir.read_meta(run)
     out = out or run.path / "predictions"
     images, videos = _expand(inputs)
-    net = keras.models.load_model(rundir.model_checkpoint(run))
+    net = rundir.load_model(rundir.model_checkpoint(run))
     predictor = Predictor(net, meta, batch_size=int(get(config, "predict.batch_size")),
                           draw=bool(get(config, "predict.draw")))
     out.mkdir(parents=True, exist_ok=True)

@@ -17,11 +17,8 @@ import numpy as np
 from . import augment, plots
 from .pipeline import Batches
 
-# The number train prints at the end: "mae" for steering; report() switches it to
-# "mean_iou" for segmentation (train reads it after calling report()).
-HEADLINE = "mae"
-# Loading a checkpoint needs the custom augmentation layers registered; evaluate
-# imports this module before keras.models.load_model, so importing augment here does it.
+# Loading a checkpoint needs the custom augmentation layers registered; rundir.load_model
+# imports model.py, which imports augment.
 _REGISTERED = augment.RandomShadow
 CLASS_COLOURS = np.array([[0, 0, 0], [40, 200, 80], [250, 220, 40], [230, 60, 60],
                           [60, 120, 240], [200, 80, 220]], dtype=np.uint8)
@@ -30,12 +27,14 @@ CLASS_COLOURS = np.array([[0, 0, 0], [40, 200, 80], [250, 220, 40], [230, 60, 60
 def report(model: keras.Model, batches: Batches, meta: dict[str, Any], plots_dir: Path
            ) -> dict[str, Any]:
     """Domain metrics of ``model`` on ``batches``; writes plots into ``plots_dir``."""
-    global HEADLINE
     if meta["task"] == "segmentation":
-        HEADLINE = "mean_iou"
         return segmentation_report(model, batches, meta, plots_dir)
-    HEADLINE = "mae"
     return steering_report(model, batches, meta, plots_dir)
+
+
+def headline(meta: dict[str, Any]) -> str:
+    """The number train prints at the end, by task."""
+    return "mean_iou" if meta["task"] == "segmentation" else "mae"
 
 
 def steering_report(model: keras.Model, batches: Batches, meta: dict[str, Any],

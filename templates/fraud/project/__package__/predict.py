@@ -14,7 +14,6 @@ import csv
 import time
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from . import rundir
@@ -32,7 +31,7 @@ def run_prediction(run_path: Path, inputs: list[Path], out: Path | None) -> Path
     tables = _expand(inputs)
     out = out or run.path / "predictions"
     out.mkdir(parents=True, exist_ok=True)
-    net = keras.models.load_model(rundir.model_checkpoint(run))
+    net = rundir.load_model(rundir.model_checkpoint(run))
     batch_size = int(get(config, "predict.batch_size"))
     for table in tables:
         encoded = encode(read_table(table), meta, table)

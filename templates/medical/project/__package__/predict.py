@@ -33,7 +33,7 @@ def run_prediction(run_path: Path, inputs: list[Path], out: Path | None) -> Path
     sources = expand(inputs)
     out = out or run.path / "predictions"
     out.mkdir(parents=True, exist_ok=True)
-    net = keras.models.load_model(rundir.model_checkpoint(run))
+    net = rundir.load_model(rundir.model_checkpoint(run))
     batch_size = int(get(config, "train.batch_size"))
     rows = []
     for source in sources:

@@ -31,7 +31,7 @@ def run_prediction(run_path: Path, inputs: list[Path], out: Path | None) -> Path
     meta = rundir.read_meta(run)
     out = out or run.path / "predictions"
     images, videos = _expand(inputs)
-    net = keras.models.load_model(rundir.model_checkpoint(run))
+    net = rundir.load_model(rundir.model_checkpoint(run))
     top_k = min(int(get(config, "predict.top_k")), len(meta["class_names"]))
     out.mkdir(parents=True, exist_ok=True)
     if images:
