@@ -167,7 +167,7 @@ def test_template_new_from_vision_renders_like_vision(user_dir: Path, tmp_path: 
     for path in sorted(ref.rglob("*")):
         rel = path.relative_to(ref).as_posix().replace("zq_ref", "zq_mine")
         if path.is_file() and not rel.startswith(".appgen"):
-            theirs = path.read_text().replace("zq_ref", "zq_mine")
+            theirs = path.read_text().replace("zq_ref", "zq_mine").replace("zq-ref", "zq-mine")
             ours = (mine / rel).read_text().replace("mytpl project", "vision project")
             assert ours == theirs, rel
     # The generated package imports (its config module needs no Keras; the slow test below

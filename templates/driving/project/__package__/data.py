@@ -23,9 +23,9 @@ from PIL import Image, UnidentifiedImageError
 
 from .config import Config, choice, get
 from .errors import ConfigError, DataError
+from .media import IMAGE_SUFFIXES
 from .pipeline import Batches, BatchTransform, Splits
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 TASKS = ("steering", "segmentation")
 Image.MAX_IMAGE_PIXELS = 20_000 * 20_000  # refuse decompression bombs beyond 400 MP
 

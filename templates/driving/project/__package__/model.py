@@ -20,15 +20,10 @@ from typing import Any
 import keras
 
 from .augment import augmentation_layers
+from .backbones import APPLICATIONS, application
 from .config import Config, choice, get
 from .errors import ConfigError
 
-# name -> keras.applications constructor (built from scratch unless model.pretrained)
-APPLICATIONS = {
-    "mobilenetv3small": "MobileNetV3Small",
-    "efficientnetv2b0": "EfficientNetV2B0",
-    "resnet50": "ResNet50",
-}
 BACKBONES = ("pilotnet", "unet", *APPLICATIONS)
 
 
@@ -105,27 +100,6 @@ def pilotnet(x: Any, dropout: float) -> Any:
     for units in (100, 50, 10):
         x = keras.layers.Dense(units, activation="elu", name=f"fc{units}")(x)
     return x
-
-
-def application(x: Any, name: str, pretrained: bool) -> Any:
-    """A keras.applications backbone (global-average pooled) on [0, 255] RGB input."""
-    x = keras.layers.Rescaling(255.0, name="to_pixel_range")(x)
-    options: dict[str, Any] = {"include_top": False, "input_shape": tuple(x.shape[1:]),
-                               "weights": "imagenet" if pretrained else None, "pooling": "avg"}
-    if name == "resnet50":
-        x = keras.layers.Normalization(mean=[123.68, 116.779, 103.939], variance=[1.0] * 3,
-                                       name="imagenet_centre")(x)
-    else:
-        options["include_preprocessing"] = True
-    try:
-        network = getattr(keras.applications, APPLICATIONS[name])(**options)
-    except Exception as err:  # download failures surface as several exception types
-        if pretrained:
-            raise ConfigError(f"cannot load ImageNet weights for {name} ({err}); "
-                              "set model.pretrained = false to train from scratch offline"
-                              ) from None
-        raise
-    return network(x)
 
 
 def unet(config: Config, meta: dict[str, Any]) -> keras.Model:

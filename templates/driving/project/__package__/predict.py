@@ -24,11 +24,11 @@ import numpy as np
 
 from . import augment, rundir
 from .config import get, load_config
-from .data import IMAGE_SUFFIXES, list_images, read_frame
+from .data import list_images, read_frame
 from .errors import DataError
+from .media import expand_inputs, write_csv
 from .report import overlay
 
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 _REGISTERED = augment.RandomShadow  # custom layer known before load_model
 MIN_DRAW_WIDTH = 600  # tiny frames (PilotNet's 200 px) are upscaled so the text is legible
 
@@ -39,7 +39,7 @@ def run_prediction(run_path: Path, inputs: list[Path], out: Path | None) -> Path
     config = load_config(run.config)
     meta = rundir.read_meta(run)
     out = out or run.path / "predictions"
-    images, videos = _expand(inputs)
+    images, videos = expand_inputs(inputs, _images_in)
     net = rundir.load_model(rundir.model_checkpoint(run))
     predictor = Predictor(net, meta, batch_size=int(get(config, "predict.batch_size")),
                           draw=bool(get(config, "predict.draw")))
@@ -85,7 +85,7 @@ class Predictor:
                 if self.draw:
                     self._save_annotated(path, output, out / "frames" / f"{path.stem}.png")
         rate = len(files) / (time.perf_counter() - started)
-        _write_csv(out / "predictions.csv", header, rows)
+        write_csv(out / "predictions.csv", header, rows)
         for row in rows[:5]:
             print(f"{row[0]}: " + ", ".join(f"{c} {v}" for c, v in zip(self.columns, row[1:],
                                                                          strict=False)))
@@ -129,7 +129,7 @@ class Predictor:
         if not rows:
             raise DataError(f"video {video} has no readable frames")
         rate = len(rows) / (time.perf_counter() - started)
-        _write_csv(out / f"{video.stem}.csv", ["frame", "time_s", *self.columns], rows)
+        write_csv(out / f"{video.stem}.csv", ["frame", "time_s", *self.columns], rows)
         print(f"{video}: {len(rows)} frame(s) at {rate:.1f} frames/s -> {out / video.stem}.csv"
               + (f" and {target}" if self.draw else ""))
         return target
@@ -241,30 +241,6 @@ def _known_steering(files: list[Path]) -> dict[Path, float]:
     return truth
 
 
-def _expand(inputs: list[Path]) -> tuple[list[Path], list[Path]]:
-    images: list[Path] = []
-    videos: list[Path] = []
-    for path in inputs:
-        if path.is_dir():
-            folder = path / "images" if (path / "images").is_dir() else path
-            images += list_images(folder)
-            videos += sorted(p for p in path.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
-        elif not path.exists():
-            raise DataError(f"input {path} does not exist")
-        elif path.suffix.lower() in VIDEO_SUFFIXES:
-            videos.append(path)
-        elif path.suffix.lower() in IMAGE_SUFFIXES:
-            images.append(path)
-        else:
-            raise DataError(f"{path}: not an image ({', '.join(sorted(IMAGE_SUFFIXES))}) "
-                            f"or video ({', '.join(sorted(VIDEO_SUFFIXES))})")
-    if not images and not videos:
-        raise DataError("no images or videos found in the inputs")
-    return images, videos
-
-
-def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
+def _images_in(folder: Path) -> list[Path]:
+    """A driving folder keeps its frames in images/ (beside labels.csv) or directly."""
+    return list_images(folder / "images" if (folder / "images").is_dir() else folder)

@@ -20,9 +20,9 @@ from PIL import Image, UnidentifiedImageError
 
 from .config import Config, choice, get
 from .errors import DataError
+from .media import IMAGE_SUFFIXES, is_image
 from .pipeline import Batches, Splits, stratified_split
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 Image.MAX_IMAGE_PIXELS = 20_000 * 20_000  # refuse decompression bombs beyond 400 MP
 
 
@@ -149,7 +149,7 @@ def _list_files(root: Path, class_names: list[str], cap: int, training: bool = T
 
 
 def _images_in(folder: Path) -> Iterable[Path]:
-    return (p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    return (p for p in folder.rglob("*") if is_image(p))
 
 
 def _image_size(config: Config, files: list[Path]) -> int:

@@ -15,16 +15,9 @@ from typing import Any
 import keras
 
 from .augment import augmentation_layers
+from .backbones import APPLICATIONS, application
 from .config import Config, choice, get
-from .errors import ConfigError
 
-# name -> (keras.applications constructor, smallest input side it accepts)
-APPLICATIONS = {
-    "resnet50": ("ResNet50", 32),
-    "efficientnetv2b0": ("EfficientNetV2B0", 32),
-    "mobilenetv3small": ("MobileNetV3Small", 32),
-    "convnext_tiny": ("ConvNeXtTiny", 32),
-}
 BACKBONES = ("small_cnn", "vit", *APPLICATIONS)
 
 
@@ -74,35 +67,6 @@ def small_cnn(x: Any, width: int) -> Any:
         if stage < 2:
             x = keras.layers.MaxPooling2D(name=f"stage{stage}_pool")(x)
     return keras.layers.GlobalAveragePooling2D(name="pool")(x)
-
-
-def application(x: Any, name: str, pretrained: bool) -> Any:
-    """A keras.applications backbone on [0, 255] RGB input, as those models expect."""
-    constructor, min_side = APPLICATIONS[name]
-    side = min(x.shape[1], x.shape[2])
-    if side < min_side:
-        raise ConfigError(f"model.backbone={name} needs images of at least {min_side} px; "
-                          f"set data.image_size >= {min_side}")
-    if x.shape[-1] == 1:
-        x = keras.layers.Concatenate(name="gray_to_rgb")([x, x, x])
-    x = keras.layers.Rescaling(255.0, name="to_pixel_range")(x)
-    options: dict[str, Any] = {"include_top": False, "input_shape": tuple(x.shape[1:]),
-                               "weights": "imagenet" if pretrained else None, "pooling": "avg"}
-    if name == "resnet50":
-        # ResNet50 expects ImageNet-mean-centred pixels; other backbones normalise themselves.
-        x = keras.layers.Normalization(mean=[123.68, 116.779, 103.939], variance=[1.0] * 3,
-                                       name="imagenet_centre")(x)
-    else:
-        options["include_preprocessing"] = True
-    try:
-        network = getattr(keras.applications, constructor)(**options)
-    except Exception as err:  # download failures surface as several exception types
-        if pretrained:
-            raise ConfigError(f"cannot load ImageNet weights for {name} ({err}); "
-                              "set model.pretrained = false to train from scratch offline"
-                              ) from None
-        raise
-    return network(x)
 
 
 def vit(x: Any, meta: dict[str, Any]) -> Any:

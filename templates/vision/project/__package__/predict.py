@@ -8,7 +8,6 @@ top-k tags in ``<video>.tags.csv``, and the frames/s of the whole loop
 
 from __future__ import annotations
 
-import csv
 import time
 from pathlib import Path
 from typing import Any
@@ -18,10 +17,9 @@ import numpy as np
 
 from . import rundir
 from .config import get, load_config
-from .data import IMAGE_SUFFIXES, read_image
+from .data import read_image
 from .errors import DataError
-
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+from .media import expand_inputs, write_csv
 
 
 def run_prediction(run_path: Path, inputs: list[Path], out: Path | None) -> Path:
@@ -30,13 +28,13 @@ def run_prediction(run_path: Path, inputs: list[Path], out: Path | None) -> Path
     config = load_config(run.config)
     meta = rundir.read_meta(run)
     out = out or run.path / "predictions"
-    images, videos = _expand(inputs)
+    images, videos = expand_inputs(inputs)
     net = rundir.load_model(rundir.model_checkpoint(run))
     top_k = min(int(get(config, "predict.top_k")), len(meta["class_names"]))
     out.mkdir(parents=True, exist_ok=True)
     if images:
         rows = predict_images(net, images, meta, top_k)
-        _write_csv(out / "predictions.csv", ["file", "class", "probability", "top_k"], rows)
+        write_csv(out / "predictions.csv", ["file", "class", "probability", "top_k"], rows)
         for row in rows[:10]:
             print(f"{row[0]}: {row[1]} ({float(row[2]):.3f})")
         print(f"{len(rows)} image prediction(s) written to {out / 'predictions.csv'}")
@@ -44,7 +42,7 @@ def run_prediction(run_path: Path, inputs: list[Path], out: Path | None) -> Path
         seconds, fps = predict_video(net, video, meta, top_k,
                                      float(get(config, "predict.video_fps")))
         target = out / f"{video.stem}.tags.csv"
-        _write_csv(target, ["second", "tags"], seconds)
+        write_csv(target, ["second", "tags"], seconds)
         print(f"{video}: {len(seconds)} second(s) tagged at {fps:.1f} frames/s -> {target}")
     return out
 
@@ -102,31 +100,3 @@ def _top(probabilities: np.ndarray, class_names: list[str], top_k: int) -> list[
     order = np.argsort(-probabilities)[:top_k]
     tags = ";".join(f"{class_names[i]}:{probabilities[i]:.3f}" for i in order)
     return [class_names[order[0]], f"{probabilities[order[0]]:.4f}", tags]
-
-
-def _expand(inputs: list[Path]) -> tuple[list[Path], list[Path]]:
-    images: list[Path] = []
-    videos: list[Path] = []
-    for path in inputs:
-        if path.is_dir():
-            images += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
-            videos += sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES)
-        elif not path.exists():
-            raise DataError(f"input {path} does not exist")
-        elif path.suffix.lower() in VIDEO_SUFFIXES:
-            videos.append(path)
-        elif path.suffix.lower() in IMAGE_SUFFIXES:
-            images.append(path)
-        else:
-            raise DataError(f"{path}: not an image ({', '.join(sorted(IMAGE_SUFFIXES))}) "
-                            f"or video ({', '.join(sorted(VIDEO_SUFFIXES))})")
-    if not images and not videos:
-        raise DataError("no images or videos found in the inputs")
-    return images, videos
-
-
-def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
