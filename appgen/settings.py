@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import importlib
+import importlib.util
 import math
 import re
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
 if sys.version_info >= (3, 11):
@@ -25,6 +28,7 @@ else:  # pragma: no cover
 from .errors import InvalidValueError, UnknownKeyError
 
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+_RUNTIME_PACKAGE = "appgen._project_runtime"
 
 
 # --------------------------------------------------------------------------- parsing
@@ -34,15 +38,9 @@ def parse_value(text: str) -> Any:
     """Parse ``text`` as one TOML value; text that is not TOML is a plain string.
 
     ``5`` -> 5, ``0.1`` -> 0.1, ``true`` -> True, ``"x"`` -> "x", ``[1,2]`` -> [1, 2],
-    ``data/train`` -> "data/train".
+    ``data/train`` -> "data/train". The generated project's own rule (see check_type).
     """
-    text = text.strip()
-    if not text:
-        return ""
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        return text
+    return _project_config().parse_value(text.strip())
 
 
 def parse_override(item: str) -> tuple[str, Any]:
@@ -132,33 +130,36 @@ def _is_table(schema: Mapping[str, Any], key: str) -> bool:
 def check_type(key: str, default: Any, value: Any) -> Any:
     """Return ``value`` converted to the type of ``default``.
 
-    Same rules as the generated project: int is accepted where the default is a
-    float, bool is never a number, and a default of ``"auto"`` (decided at run
-    time) also accepts a number or a bool.
+    The rule is the generated project's own (its ``config.check_type``, loaded
+    from the ``_base`` template), so ``appgen new --set`` and ``python -m NAME
+    train --set`` accept exactly the same values: int is accepted where the
+    default is a float, bool is never a number, and a default of ``"auto"``
+    (decided at run time) also accepts a number or a bool.
 
     Raises:
         InvalidValueError: naming the key, the expected type and the value.
     """
-    if default == "auto" and isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(default, bool) or isinstance(value, bool):
-        if isinstance(default, bool) and isinstance(value, bool):
-            return value
-    elif isinstance(default, float) and isinstance(value, (int, float)):
-        if math.isfinite(float(value)):
-            return float(value)
-    elif isinstance(default, int) and isinstance(value, int):
-        return value
-    elif isinstance(default, str) and isinstance(value, str):
-        return value
-    elif isinstance(default, list) and isinstance(value, list):
-        return value
-    elif type(default) is type(value):
-        return value
-    raise InvalidValueError(
-        f"{key} must be {type_name(default)} (default {format_value(default)}), "
-        f"got {format_value(value) if _formattable(value) else repr(value)}"
-    )
+    config = _project_config()
+    try:
+        return config.check_type(key, default, value)
+    except config.ConfigError as err:
+        raise InvalidValueError(str(err)) from None
+
+
+def _project_config() -> ModuleType:
+    """The ``config`` module every generated project ships (pure Python, no Keras)."""
+    if _RUNTIME_PACKAGE not in sys.modules:
+        from .catalog import builtin_templates_dir
+
+        runtime = builtin_templates_dir() / "_base" / "project" / "__package__"
+        spec = importlib.util.spec_from_file_location(
+            _RUNTIME_PACKAGE, runtime / "__init__.py", submodule_search_locations=[str(runtime)])
+        if spec is None or spec.loader is None:  # pragma: no cover - broken installation
+            raise InvalidValueError(f"appgen's runtime template is missing at {runtime}")
+        package = importlib.util.module_from_spec(spec)
+        sys.modules[_RUNTIME_PACKAGE] = package
+        spec.loader.exec_module(package)
+    return importlib.import_module(f"{_RUNTIME_PACKAGE}.config")
 
 
 def type_name(value: Any) -> str:

@@ -93,7 +93,8 @@ def check_type(key: str, default: Any, value: Any) -> Any:
     elif isinstance(default, list) and isinstance(value, list):
         return value
     raise ConfigError(
-        f"{key} must be {_type_name(default)} (default {default!r}), got {value!r}"
+        f"{key} must be {_type_name(default)} (default {_as_toml(default)}), "
+        f"got {_as_toml(value)}"
     )
 
 
@@ -134,6 +135,14 @@ def format_value(value: Any) -> str:
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(format_value(item) for item in value) + "]"
     raise ConfigError(f"cannot write {value!r} to TOML")
+
+
+def _as_toml(value: Any) -> str:
+    """``value`` as the user would type it in config.toml (repr when TOML cannot say it)."""
+    try:
+        return format_value(value)
+    except ConfigError:
+        return repr(value)
 
 
 def _dump_table(table: Config, prefix: list[str], lines: list[str]) -> None:
