@@ -74,10 +74,20 @@ def run_bench(config_path: Path, overrides: list[str], out: Path,
 
 def variants(config: Config, env: strategy.Environment, base: strategy.Plan
              ) -> list[tuple[str, bool]]:
-    """float32 vs the chosen precision, XLA on and off where the backend allows it."""
-    asked = get(config, "bench.variants")
+    """Which (precision, XLA) pairs to train: ``bench.variants`` is "auto", "none" or a list
+    like "float32:true,mixed_bfloat16:true". Auto: float32 vs the chosen mixed precision,
+    XLA on and off where the backend allows it."""
+    asked = str(get(config, "bench.variants"))
+    if asked == "none":
+        return []
     if asked != "auto":
-        return [(str(p), bool(j)) for p, j in (v.split(":") for v in asked)]
+        pairs = []
+        for item in asked.split(","):
+            precision, _, jit = item.strip().partition(":")
+            if precision not in strategy.PRECISIONS[1:] or jit not in ("true", "false"):
+                raise ConfigError(f"bench.variants: {item!r} is not PRECISION:true|false")
+            pairs.append((precision, jit == "true"))
+        return pairs
     precisions = ["float32"] + ([base.precision] if base.precision != "float32" else [])
     jits = [True] if base.backend == "jax" else [False, True]
     return [(p, j) for p in precisions for j in jits]
@@ -85,32 +95,71 @@ def variants(config: Config, env: strategy.Environment, base: strategy.Plan
 
 def measure(config: Config, plan: strategy.Plan, splits: Any, steps: int, warmup: int
             ) -> dict[str, Any]:
-    """Train ``warmup + steps`` steps and time the last ``steps``."""
+    """Train at least ``warmup + steps`` steps from the real pipeline; time the last ones.
+
+    Steps run ``plan.steps_per_execution`` at a time, as in ``train``; the clock
+    ticks once per execution.
+    """
     keras.mixed_precision.set_global_policy(plan.precision)
     keras.utils.set_random_seed(plan.seed)
     net = model.build_model(config, splits.meta)
+    per_epoch = len(splits.train)
+    spe = max(1, min(plan.steps_per_execution, per_epoch))
     net.compile(optimizer=keras.optimizers.AdamW(1e-4), jit_compile=plan.jit_compile,
-                steps_per_execution=1, **model.compile_args(config, splits.meta))
+                steps_per_execution=spe, **model.compile_args(config, splits.meta))
+    warm_runs = -(-warmup // spe)
+    timed_runs = max(2, -(-steps // spe))
+    runs_per_epoch = per_epoch // spe
+    epochs = -(-(warm_runs + timed_runs) // runs_per_epoch)
     clock = _StepClock()
-    total = warmup + steps
-    batches_per_epoch = len(splits.train)
-    epochs = -(-total // batches_per_epoch)
     started = time.perf_counter()
-    net.fit(splits.train, epochs=epochs, steps_per_epoch=min(total, batches_per_epoch),
+    net.fit(splits.train, epochs=epochs, steps_per_epoch=runs_per_epoch * spe,
             callbacks=[clock], verbose=0)
-    marks = clock.marks[:total]
+    marks = clock.marks[:warm_runs + timed_runs]
     compile_s = marks[0] - started
-    timed = np.diff(marks[warmup - 1:])
-    step_s = float(np.median(timed))
+    step_s = float(np.median(np.diff(marks[warm_runs - 1:]))) / spe
     samples_per_s = plan.global_batch / step_s
-    flops = 3 * forward_flops(net)  # forward + backward ~ 3x forward
+    flops, source = training_flops_per_sample(net, splits.train[0][0])
     peak = peak_flops(plan.device_summary, plan.precision)
     return {
         "precision": plan.precision, "jit_compile": bool(net.jit_compile),
+        "steps_per_execution": spe,
         "samples_per_s": round(samples_per_s, 1), "step_ms": round(step_s * 1e3, 3),
         "compile_s": round(compile_s, 2), "train_flops_per_sample": flops,
+        "flops_counted_by": source,
         "mfu": round(flops * samples_per_s / peak, 4) if peak and flops else None,
     }
+
+
+def training_flops_per_sample(net: keras.Model, sample_inputs: Any) -> tuple[int, str]:
+    """3x the forward FLOPs per sample: XLA's own count on JAX, else counted from layers."""
+    if keras.backend.backend() == "jax":
+        try:
+            return 3 * _xla_forward_flops(net, sample_inputs), "xla"
+        except Exception as err:  # cost analysis is best effort across jax versions
+            print(f"note: XLA cost analysis unavailable ({type(err).__name__}); "
+                  "counting FLOPs from layer shapes")
+    return 3 * forward_flops(net), "layers"
+
+
+def _xla_forward_flops(net: keras.Model, sample_inputs: Any) -> int:
+    import jax
+
+    trainable = [v.value for v in net.trainable_variables]
+    frozen = [v.value for v in net.non_trainable_variables]
+
+    def forward(trainable: Any, frozen: Any, inputs: Any) -> Any:
+        return net.stateless_call(trainable, frozen, inputs, training=False)[0]
+
+    analysis = jax.jit(forward).lower(trainable, frozen, sample_inputs).compile().cost_analysis()
+    if isinstance(analysis, (list, tuple)):
+        analysis = analysis[0]
+    batch = len(next(iter(sample_inputs.values())) if isinstance(sample_inputs, dict)
+                else sample_inputs)
+    flops = float((analysis or {}).get("flops", 0.0))
+    if flops <= 0:
+        raise ValueError("no flops in the cost analysis")
+    return int(flops / batch)
 
 
 def measure_inference(config: Config, plan: strategy.Plan, splits: Any,
