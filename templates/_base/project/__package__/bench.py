@@ -63,7 +63,11 @@ def run_bench(config_path: Path, overrides: list[str], out: Path,
     }
     for precision, jit in variants(config, env, base):
         plan = strategy.with_overrides(base, precision=precision, jit_compile=jit)
-        results["variants"].append(measure(config, plan, splits, steps, warmup))
+        result = measure(config, plan, splits, steps, warmup)
+        if "tokens_per_sample" in splits.meta:  # sequence models: tokens/s is the usual unit
+            result["tokens_per_s"] = round(result["samples_per_s"]
+                                           * float(splits.meta["tokens_per_sample"]), 1)
+        results["variants"].append(result)
         print(_row(results["variants"][-1]), flush=True)
     results["inference"] = measure_inference(config, base, splits, run_path)
     print(format_latency(results["inference"]), flush=True)

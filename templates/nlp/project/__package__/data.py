@@ -18,9 +18,6 @@ from typing import Any
 
 import numpy as np
 
-# Imported for its side effect: registering the custom layers, so that evaluate and predict,
-# which import this module, can keras.models.load_model a checkpoint.
-from . import model as _model  # noqa: F401
 from .config import Config, choice, get
 from .errors import ConfigError, DataError
 from .pipeline import Batches, Splits, stratified_split

@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import keras
 import numpy as np
 
 from . import rundir
@@ -35,7 +34,7 @@ def run_prediction(run_path: Path, inputs: list[Path], out: Path | None) -> Path
     if truncated:
         print(f"note: {truncated} text(s) longer than {meta['sequence_length']} tokens were "
               "truncated", flush=True)
-    net = keras.models.load_model(rundir.model_checkpoint(run))
+    net = rundir.load_model(rundir.model_checkpoint(run))
     probabilities = np.asarray(net.predict(encoded, batch_size=int(get(config,
                                                                        "predict.batch_size")),
                                            verbose=0))
