@@ -50,6 +50,7 @@ def _two_jax_processes(project: Path, run: Path, *overrides: str) -> list[tuple[
 
 @pytest.mark.parametrize(("template", "overrides"), [
     ("vision", ("train.epochs=2", "data.max_images=24", "train.batch_size=8")),
+    ("fraud", ("train.epochs=2", "train.batch_size=256", "train.early_stopping_patience=0")),
 ])
 def test_two_jax_processes_train_one_model(tmp_path: Path, template: str,
                                            overrides: tuple[str, ...]) -> None:

@@ -21,8 +21,10 @@ from project_runner import generate, last_line, run_project
 
 pytestmark = pytest.mark.slow
 
+# Small enough to be quick, slow enough per epoch that the kill lands mid-run.
 SMALL = {
     "vision": ("data.max_images=30", "train.batch_size=16"),
+    "fraud": ("train.batch_size=64", "train.early_stopping_patience=0"),
 }
 
 
@@ -65,6 +67,8 @@ def test_sigkill_then_resume_finishes_every_epoch_once(tmp_path: Path, template:
     _wait_for_epochs(run, 1, proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL  # killed mid-run, not finished before the kill
+    assert json.loads((run / "metrics.json").read_text())["epochs_completed"] < 4
     best_before = json.loads((run / "metrics.json").read_text())["best"]
     for leftover in run.rglob("*.tmp*"):  # a kill mid-write may leave a temp file, never a
         assert leftover.name.startswith(".")  # half-written checkpoint or metrics.json
