@@ -13,6 +13,7 @@ flipped with its frame) and steering balancing (rare sharp turns drawn more ofte
 from __future__ import annotations
 
 import csv
+import io
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -195,7 +196,12 @@ def _read_labels(root: Path, targets: list[str], on_bad: str) -> tuple[list[Path
                         "(or set data.task = \"segmentation\")")
     if not targets:
         raise ConfigError("data.targets is empty; name at least one labels.csv column")
-    with labels_csv.open(newline="", encoding="utf-8-sig") as handle:
+    try:
+        text = labels_csv.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{labels_csv} is not UTF-8 text ({err.reason} at byte {err.start}); "
+                        "re-save it as UTF-8") from None
+    with io.StringIO(text, newline="") as handle:
         reader = csv.DictReader(handle)
         columns = [c.strip() for c in reader.fieldnames or []]
         missing = [c for c in ["filename", *targets] if c not in columns]
@@ -206,7 +212,9 @@ def _read_labels(root: Path, targets: list[str], on_bad: str) -> tuple[list[Path
         values: list[list[float]] = []
         skipped: list[str] = []
         for line, row in enumerate(reader, start=2):
-            row = {k.strip(): (v or "").strip() for k, v in row.items() if k is not None}
+            extra = row.pop(None, [])  # DictReader keeps fields past the header under None
+            fields = len(columns) + len(extra) - sum(v is None for v in row.values())
+            row = {k.strip(): (v or "").strip() for k, v in row.items()}
             name = row["filename"]
             path = root / name if (root / name).is_file() else root / "images" / name
             problem = ""
@@ -216,6 +224,9 @@ def _read_labels(root: Path, targets: list[str], on_bad: str) -> tuple[list[Path
                     problem = "a target is not finite"
             except ValueError:
                 problem = f"a target in {targets} is not a number"
+            if fields != len(columns):
+                problem = (f"{fields} fields, the header has {len(columns)} "
+                           "(a ragged row; quote fields that hold commas)")
             if not problem and not path.is_file():
                 problem = f"image {path} does not exist"
             if problem:

@@ -24,6 +24,8 @@ from .media import IMAGE_SUFFIXES, is_image
 from .pipeline import Batches, Splits, stratified_split
 
 Image.MAX_IMAGE_PIXELS = 20_000 * 20_000  # refuse decompression bombs beyond 400 MP
+# What Pillow raises for a file it cannot use; a bomb is refused when the header is read.
+UNREADABLE = (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError)
 
 
 def load_splits(config: Config, *, batch_size: int) -> Splits:
@@ -103,7 +105,7 @@ def _decode(path: Path, size: int, mode: str) -> tuple[np.ndarray | None, str]:
             pixels = img.convert("L" if mode == "grayscale" else "RGB")
             pixels = pixels.resize((size, size), Image.Resampling.BILINEAR)
             array = np.asarray(pixels, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
+    except UNREADABLE as err:
         return None, str(err).split("\n")[0] or type(err).__name__
     return (array[..., None] if array.ndim == 2 else array), ""
 
@@ -165,7 +167,7 @@ def _image_size(config: Config, files: list[Path]) -> int:
         try:
             with Image.open(path) as img:
                 sides.append(min(img.size))
-        except (UnidentifiedImageError, OSError):
+        except UNREADABLE:
             continue
     median = int(np.median(sides)) if sides else 32
     return int(min(96, max(32, -(-median // 8) * 8)))
@@ -180,7 +182,7 @@ def _color_mode(config: Config, files: list[Path]) -> str:
             with Image.open(path) as img:
                 if img.mode not in ("L", "1", "I;16", "I", "LA"):
                     return "rgb"
-        except (UnidentifiedImageError, OSError):
+        except UNREADABLE:
             continue
     return "grayscale"
 
