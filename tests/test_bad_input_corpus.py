@@ -51,7 +51,6 @@ class Case:
     build: Build
     names: str = ""  # text the error line must contain: the offending file or folder
     logged: str = ""  # regex of the skip/impute line on stdout; then the command succeeds
-    known_bug: str = ""  # an open problem, kept as a strict xfail until it is fixed
 
     @property
     def id(self) -> str:
@@ -532,9 +531,7 @@ NLP = Corpus(
     cases=(
         Case("train", "not UTF-8 (latin-1)", nlp_train(_not_utf8), names="train.csv"),
         Case("train", "ragged row (too many fields)", nlp_train(nlp_file(_nlp_ragged)),
-             names="train.csv", known_bug=(
-                 "nlp data._read_rows ignores fields past the header: a row with an extra "
-                 "field trains silently (exit 0) instead of an error naming train.csv")),
+             names="train.csv"),
         Case("train", "one class only", nlp_train(nlp_file(
             lambda rows: [r.__setitem__(1, "pos") for r in rows])), names="train.csv"),
         Case("train", "empty texts are skipped and counted", nlp_train(nlp_file(_empty_texts)),
@@ -544,9 +541,7 @@ NLP = Corpus(
         Case("predict", "non-UTF-8 .txt", inputs(
             lambda p: p.write_bytes(b"fine film\n\xff\xfe broken\n"), "texts.txt"),
              names="texts.txt"),
-        Case("predict", "zero-byte .txt", inputs(zero_bytes, "texts.txt"), names="texts.txt",
-             known_bug=("nlp predict.collect_texts: an empty .txt input ends in 'error: no texts "
-                        "to predict: ...', which does not name texts.txt")),
+        Case("predict", "zero-byte .txt", inputs(zero_bytes, "texts.txt"), names="texts.txt"),
     ),
 )
 
@@ -659,9 +654,7 @@ def check(case: Case, result: Outcome) -> None:
     assert sum(x.startswith("error:") for x in result.stderr.splitlines()) == 1, shown
 
 
-PARAMS = [pytest.param(template, case, id=f"{template}-{case.id}",
-                       marks=[pytest.mark.xfail(strict=True, reason=case.known_bug)]
-                       if case.known_bug else [])
+PARAMS = [pytest.param(template, case, id=f"{template}-{case.id}")
           for template, corpus in CORPORA.items() for case in corpus.cases]
 
 

@@ -165,6 +165,9 @@ def _read_rows(path: Path, text_column: str, label_column: str | None
     for number, row in enumerate(reader, start=2):
         if not row:
             continue
+        if len(row) != len(header):  # a comma inside an unquoted text shifts every column
+            raise DataError(f"{path}:{number}: {len(row)} fields, the header has "
+                            f"{len(header)} (quote texts that contain {delimiter!r})")
         text = row[text_at] if text_at < len(row) else ""
         label = row[label_at] if label_at is not None and label_at < len(row) else ""
         rows.append((number, text, label))

@@ -68,6 +68,8 @@ def collect_texts(inputs: list[Path], text_column: str) -> tuple[list[str], list
                 found, _ = read_texts(path, text_column, None)
             else:
                 found, _ = read_texts_file(path)
+            if not found:
+                raise DataError(f"{path} holds no text to predict")
             sources += [f"{path}:{i + 1}" for i in range(len(found))]
             texts += found
         elif path.suffix.lower() in (*SUFFIXES, ".txt") and "\n" not in str(item) \
