@@ -8,7 +8,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from . import plots
+from .classification import classification_scores
 from .pipeline import Batches
 
 HEADLINE = "accuracy"  # the number train prints at the end
@@ -20,26 +20,4 @@ def report(model: keras.Model, batches: Batches, meta: dict[str, Any], plots_dir
     probabilities = model.predict(batches, verbose=0)
     true = np.argmax(batches.targets, axis=1)
     predicted = np.argmax(probabilities, axis=1)
-    class_names = list(meta["class_names"])
-    recall, f1 = per_class_scores(true, predicted, len(class_names))
-    plots.confusion_matrix(true, predicted, class_names, plots_dir / "confusion_matrix.png")
-    return {
-        "accuracy": float(np.mean(true == predicted)),
-        "macro_f1": float(np.mean(f1)),
-        "per_class_recall": {name: float(r) for name, r in zip(class_names, recall, strict=True)},
-        "per_class_f1": {name: float(s) for name, s in zip(class_names, f1, strict=True)},
-    }
-
-
-def per_class_scores(true: np.ndarray, predicted: np.ndarray, num_classes: int
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Recall and F1 for every class (0 where a class never occurs)."""
-    recall = np.zeros(num_classes)
-    f1 = np.zeros(num_classes)
-    for c in range(num_classes):
-        tp = np.sum((predicted == c) & (true == c))
-        actual, claimed = np.sum(true == c), np.sum(predicted == c)
-        recall[c] = tp / actual if actual else 0.0
-        precision = tp / claimed if claimed else 0.0
-        f1[c] = 2 * precision * recall[c] / (precision + recall[c]) if tp else 0.0
-    return recall, f1
+    return classification_scores(true, predicted, list(meta["class_names"]), plots_dir)

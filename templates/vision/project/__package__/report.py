@@ -9,6 +9,7 @@ import keras
 import numpy as np
 
 from . import plots
+from .classification import classification_scores
 from .pipeline import Batches
 
 HEADLINE = "accuracy"  # the number train prints at the end
@@ -23,30 +24,10 @@ def report(model: keras.Model, batches: Batches, meta: dict[str, Any], plots_dir
     class_names = list(meta["class_names"])
     top_k = min(3, len(class_names))
     top = np.argsort(-probabilities, axis=1)[:, :top_k]
-    recall, f1 = per_class_scores(true, predicted, len(class_names))
-    plots.confusion_matrix(true, predicted, class_names, plots_dir / "confusion_matrix.png")
     prediction_grid(batches.inputs, true, predicted, class_names,
                     plots_dir / "validation_predictions.png")
-    return {
-        "accuracy": float(np.mean(true == predicted)),
-        f"top_{top_k}_accuracy": float(np.mean((top == true[:, None]).any(axis=1))),
-        "macro_f1": float(np.mean(f1)),
-        "per_class_recall": {name: float(r) for name, r in zip(class_names, recall, strict=True)},
-    }
-
-
-def per_class_scores(true: np.ndarray, predicted: np.ndarray, num_classes: int
-                     ) -> tuple[np.ndarray, np.ndarray]:
-    """Recall and F1 for every class (0 where a class never occurs)."""
-    recall = np.zeros(num_classes)
-    f1 = np.zeros(num_classes)
-    for c in range(num_classes):
-        tp = np.sum((predicted == c) & (true == c))
-        actual, claimed = np.sum(true == c), np.sum(predicted == c)
-        recall[c] = tp / actual if actual else 0.0
-        precision = tp / claimed if claimed else 0.0
-        f1[c] = 2 * precision * recall[c] / (precision + recall[c]) if tp else 0.0
-    return recall, f1
+    return {**classification_scores(true, predicted, class_names, plots_dir),
+            f"top_{top_k}_accuracy": float(np.mean((top == true[:, None]).any(axis=1)))}
 
 
 def prediction_grid(images: np.ndarray, true: np.ndarray, predicted: np.ndarray,
