@@ -29,18 +29,16 @@ from __future__ import annotations
 import inspect
 import json
 import math
-import os
 import re
-import shutil
-import tempfile
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .staging import staged_dir
 
 DEFAULT_SIZE = 6
 MODALITIES = ("ct", "mri")
@@ -254,7 +252,7 @@ def write_phantoms(out: Path, *, size: int | None = None, seed: int = 0, **kw: A
     out = Path(out)
 
     started = time.perf_counter()
-    with _atomic_dir(out) as tmp:
+    with staged_dir(out) as tmp:
         (tmp / "imagesTr").mkdir()
         (tmp / "labelsTr").mkdir()
         training = []
@@ -356,7 +354,7 @@ def write_dicom_series(
     file_numbers = np.random.default_rng(seed).permutation(nz)
     modern = "enforce_file_format" in inspect.signature(Dataset.save_as).parameters
 
-    with _atomic_dir(Path(out_dir)) as tmp:
+    with staged_dir(Path(out_dir)) as tmp:
         for k in range(nz):
             sop_uid = generate_uid(entropy_srcs=["slice", series_uid, str(k)])
             meta = FileMetaDataset()
@@ -725,20 +723,6 @@ def _dataset_json(config: PhantomConfig, seed: int, training: list[dict[str, str
             **{f.name: getattr(config, f.name) for f in fields(PhantomConfig)},
         },
     }
-
-
-@contextmanager
-def _atomic_dir(out: Path) -> Iterator[Path]:
-    """Yield a fresh folder next to ``out``; rename it to ``out`` only on success."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise FileExistsError(f"{out} already exists and is not an empty folder")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        yield tmp
-        os.replace(tmp, out)  # replaces an empty folder atomically on POSIX
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _ds(value: float) -> str:

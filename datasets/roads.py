@@ -26,15 +26,14 @@ from __future__ import annotations
 
 import csv
 import math
-import os
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from .staging import staged_dir
 
 DEFAULT_SIZE = 1000
 DEFAULT_HEIGHT, DEFAULT_WIDTH = 66, 200
@@ -397,9 +396,7 @@ def write_roads(
     _check_target(out)
     show = sys.stderr.isatty() if progress is None else progress
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
-    try:
+    with staged_dir(out) as staging:
         (staging / "images").mkdir()
         (staging / "masks").mkdir()
         steering = np.empty(count)
@@ -426,14 +423,6 @@ def write_roads(
                 )
                 if bar is not None:
                     bar.update(index + 1)
-        os.chmod(staging, 0o755)  # mkdtemp makes it private
-        _check_target(out)  # something may have appeared while rendering
-        if out.exists():
-            out.rmdir()
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     near_straight = float(np.mean(np.abs(steering) < 0.1))
     return (
         f"wrote {count} road frames ({height}x{width}) with steering labels and masks to "

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import csv
 import io
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from .staging import staged_dir
 
 ASPECTS = ["the acting", "the plot", "the script", "the soundtrack", "the cinematography",
            "the pacing", "the ending", "the cast", "the dialogue", "the direction",
@@ -107,20 +107,10 @@ def _pick(rng: np.random.Generator, options: list[str]) -> str:
 
 def _write_atomically(out: Path, files: dict[str, list[tuple[str, str]]]) -> None:
     """Write every file into a staging folder, then move it to ``out`` in one rename."""
-    if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out} exists and is not empty")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
-    try:
+    with staged_dir(out) as staging:
         for name, rows in files.items():
             buffer = io.StringIO()
             writer = csv.writer(buffer, lineterminator="\n")
             writer.writerow(["text", "label"])
             writer.writerows(rows)
             (staging / name).write_text(buffer.getvalue(), encoding="utf-8")
-        if out.exists():
-            out.rmdir()
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise

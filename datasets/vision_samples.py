@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
-import shutil
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from .staging import staged_dir
 
 
 def write_digits(out: Path, *, size: int | None = None, seed: int = 0, **_: object) -> str:
@@ -47,23 +47,12 @@ def _write_class_folders(out: Path, images: np.ndarray, labels: list[str], size:
     if size is not None and size < 2:
         raise ValueError(f"size must be at least 2 images, got {size}")
     order = np.random.default_rng(seed).permutation(len(images))[:size]
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out} exists and is not empty")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
-    try:
+    with staged_dir(Path(out)) as staging:
         for name in set(labels):
             (staging / "train" / name).mkdir(parents=True)
         for index in order:
             path = staging / "train" / labels[index] / f"{index:04d}.png"
             path.write_bytes(grayscale_png(images[index]))
-        if out.exists():
-            out.rmdir()
-        staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return len(order)
 
 

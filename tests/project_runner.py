@@ -30,6 +30,15 @@ def run_project(project: Path, *args: str, backend: str = "tensorflow",
                           capture_output=True, text=True, timeout=timeout, check=False)
 
 
+def train_ok(project: Path, run: Path, *args: str, backend: str = "tensorflow"
+             ) -> subprocess.CompletedProcess[str]:
+    """``train --run-dir RUN args...``, asserting it succeeded and named the run directory."""
+    result = run_project(project, "train", "--run-dir", str(run), *args, backend=backend)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert str(run) in result.stdout
+    return result
+
+
 def last_line(text: str) -> str:
     """The last non-empty line (where one-line errors end up)."""
     lines = [line for line in text.splitlines() if line.strip()]

@@ -14,6 +14,7 @@ from PIL import Image
 def test_digits_are_all_written_as_readable_class_folders(tmp_path: Path) -> None:
     summary = get_writer("digits")(tmp_path / "d")
     assert "1797" in summary
+    assert (tmp_path / "d").stat().st_mode & 0o777 == 0o755  # not the staging dir's 0700
     folders = sorted((tmp_path / "d" / "train").iterdir())
     assert [f.name for f in folders] == [str(d) for d in range(10)]
     counts = [len(list(f.glob("*.png"))) for f in folders]
