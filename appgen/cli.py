@@ -149,8 +149,9 @@ def list_command() -> None:
         click.echo(f"{template.name:<{width}}  {tasks:<28}  {template.description}{origin}")
     for path, reason in catalog.broken_templates():
         click.echo(f"warning: skipped {path}: {reason}", err=True)
+    # stderr: stdout stays one line per template for scripts that read it.
     click.echo(f"\nuser templates: {catalog.user_templates_dir()} "
-               f"(${catalog.USER_DIR_ENV} to change; `appgen template new` adds one)")
+               f"(${catalog.USER_DIR_ENV} to change; `appgen template new` adds one)", err=True)
 
 
 @main.command()

@@ -155,3 +155,17 @@ def test_new_imports_no_backend_and_is_fast(templates_dir: Path, tmp_path: Path)
         assert "heavy=[]" in completed.stderr
     assert (tmp_path / "proj1" / "proj1" / "util.py").is_file()
     assert timings[1] < 1.0, timings
+
+
+def test_list_stdout_is_one_line_per_template() -> None:
+    """Scripts (contract-check.sh among them) read template names from stdout."""
+    import subprocess
+    import sys
+
+    from appgen.catalog import list_templates
+
+    result = subprocess.run([sys.executable, "-m", "appgen", "list"], capture_output=True,
+                            text=True, check=True)
+    names = [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
+    assert names == [t.name for t in list_templates()]
+    assert "user templates:" in result.stderr
