@@ -47,8 +47,7 @@ def run_bench(config_path: Path, overrides: list[str], out: Path,
     a freshly built one of the same architecture.
     """
     config = load_config(config_path, overrides)
-    env = strategy.describe_environment()
-    base = strategy.choose_plan(config, env)
+    base = strategy.choose_plan(config, strategy.describe_environment())
     splits = data.load_splits(config, batch_size=base.global_batch)
     steps = int(get(config, "bench.steps"))
     warmup = int(get(config, "bench.warmup_steps"))
@@ -61,7 +60,7 @@ def run_bench(config_path: Path, overrides: list[str], out: Path,
         "pipeline_samples_per_s": pipeline_throughput(splits.train, steps + warmup),
         "variants": [],
     }
-    for precision, jit in variants(config, env, base):
+    for precision, jit in variants(config, base):
         plan = strategy.with_overrides(base, precision=precision, jit_compile=jit)
         result = measure(config, plan, splits, steps, warmup)
         if "tokens_per_sample" in splits.meta:  # sequence models: tokens/s is the usual unit
@@ -76,8 +75,7 @@ def run_bench(config_path: Path, overrides: list[str], out: Path,
     return results
 
 
-def variants(config: Config, env: strategy.Environment, base: strategy.Plan
-             ) -> list[tuple[str, bool]]:
+def variants(config: Config, base: strategy.Plan) -> list[tuple[str, bool]]:
     """Which (precision, XLA) pairs to train: ``bench.variants`` is "auto", "none" or a list
     like "float32:true,mixed_bfloat16:true". Auto: float32 vs the chosen mixed precision,
     XLA on and off where the backend allows it."""

@@ -17,7 +17,7 @@ import contextlib
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .config import Config, choice, get
@@ -306,20 +306,8 @@ def _torch_devices() -> tuple[Device, ...]:
     return (Device("cpu", "CPU"),)
 
 
-class Runtime:
-    """What ``apply_plan`` set up: the scope to build models in."""
-
-    def __init__(self, plan: Plan, tf_strategy: Any = None) -> None:
-        self.plan = plan
-        self.tf_strategy = tf_strategy
-
-    def scope(self) -> contextlib.AbstractContextManager[Any]:
-        """Build and compile models inside this."""
-        return self.tf_strategy.scope() if self.tf_strategy else contextlib.nullcontext()
-
-
-def apply_plan(plan: Plan) -> Runtime:
-    """Set precision, seeds and distribution; return the Runtime to build and feed models."""
+def apply_plan(plan: Plan) -> contextlib.AbstractContextManager[Any]:
+    """Set precision, seeds and distribution; return the scope to build models in."""
     tf_strategy = None
     import keras
 
@@ -351,7 +339,7 @@ def apply_plan(plan: Plan) -> Runtime:
         from .pipeline import set_process_shard
 
         set_process_shard(plan.host_index, plan.hosts)
-    return Runtime(plan, tf_strategy)
+    return tf_strategy.scope() if tf_strategy else contextlib.nullcontext()
 
 
 def weights_fingerprint(model: Any) -> dict[str, Any]:
@@ -367,13 +355,6 @@ def weights_fingerprint(model: Any) -> dict[str, Any]:
         digest.update(array.tobytes())
         total += float(np.abs(array).sum())
     return {"sha256": digest.hexdigest(), "abs_sum": total}
-
-
-def plan_as_config(plan: Plan) -> dict[str, Any]:
-    """The decisions, written into the run's config.toml as ``[resolved]``."""
-    values = asdict(plan)
-    values["notes"] = list(plan.notes)
-    return {k: ("" if v is None else v) for k, v in values.items()}
 
 
 def resolve_config(config: Config, plan: Plan) -> Config:

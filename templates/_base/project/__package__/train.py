@@ -32,7 +32,7 @@ def run_training(config_path: Path, overrides: list[str], run_path: Path | None,
     plan = strategy.choose_plan(config, strategy.describe_environment())
     run = rundir.prepare(run_path, resume=resume, shared=not plan.is_chief,
                          min_free_mb=int(get(config, "runtime.min_free_disk_mb")))
-    runtime = strategy.apply_plan(plan)
+    scope = strategy.apply_plan(plan)
     if plan.is_chief:
         print(strategy.format_plan(plan), flush=True)
 
@@ -43,7 +43,7 @@ def run_training(config_path: Path, overrides: list[str], run_path: Path | None,
     initial_epoch = int(run.read_metrics().get("epochs_completed", 0)) if resume else 0
     splits.train.start_at_epoch(initial_epoch)
 
-    with runtime.scope():
+    with scope:
         if resume:
             net = rundir.load_model(run.last_checkpoint)
             print(f"resuming {run.path} after epoch {initial_epoch}", flush=True)
