@@ -34,6 +34,7 @@ _MANIFEST_TYPES: dict[str, type] = {
     "extends": str,
     "tasks": list,
     "sample_data": str,
+    "task_sample_data": dict,
     "data_format": str,
     "task_settings": dict,
     "options": dict,
@@ -50,6 +51,7 @@ class Template:
     extends: str | None = None
     tasks: list[str] = field(default_factory=list)
     sample_data: str | None = None
+    task_sample_data: dict[str, str] = field(default_factory=dict)  # task -> provider
     data_format: str = ""
     task_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     options: dict[str, dict[str, Any]] = field(default_factory=dict)  # see appgen.options
@@ -106,6 +108,19 @@ class Template:
         for template in self.chain():
             merged.update(template.task_settings.get(task, {}))
         return merged
+
+    def effective_sample_data(self, task: str | None) -> str | None:
+        """The sample-data provider for ``task``: the nearest template naming one for
+        that task in ``task_sample_data``, else the nearest ``sample_data``."""
+        chain = list(reversed(self.chain()))
+        if task is not None:
+            for template in chain:
+                if task in template.task_sample_data:
+                    return template.task_sample_data[task]
+        for template in chain:
+            if template.sample_data:
+                return template.sample_data
+        return None
 
     def effective_options(self) -> dict[str, Option]:
         """The ``[options]`` of the whole chain, a child's fields replacing its parent's."""
@@ -167,6 +182,16 @@ def load_template(path: Path, *, source: str = "path") -> Template:
                 f"{manifest_path}: task_settings names task {task!r}, "
                 f"which is not in tasks {tasks}"
             )
+    task_sample_data = data.get("task_sample_data", {})
+    for task, provider in task_sample_data.items():
+        if not isinstance(provider, str) or not provider:
+            raise ManifestError(
+                f"{manifest_path}: task_sample_data.{task} must be a provider name")
+        if tasks and task not in tasks:
+            raise ManifestError(
+                f"{manifest_path}: task_sample_data names task {task!r}, "
+                f"which is not in tasks {tasks}"
+            )
     options = parse_options(data.get("options", {}), str(manifest_path))
     if not (path / PROJECT_DIR).is_dir():
         raise ManifestError(f"{path} has no {PROJECT_DIR}/ folder")
@@ -177,6 +202,7 @@ def load_template(path: Path, *, source: str = "path") -> Template:
         extends=data.get("extends") or None,
         tasks=list(tasks),
         sample_data=data.get("sample_data") or None,
+        task_sample_data=dict(task_sample_data),
         data_format=data.get("data_format", ""),
         task_settings=task_settings,
         options=options,

@@ -168,7 +168,13 @@ def info(template_ref: str, task: str | None) -> None:
     click.echo(f"  tasks:       {', '.join(tasks) if tasks else '-'}"
                + (f" (default {tasks[0]})" if tasks else ""))
     click.echo(f"  data format: {template.data_format or '-'}")
-    click.echo(f"  sample data: {template.sample_data or '-'}")
+    names: list[str | None] = list(tasks) or [None]
+    samples = {name: template.effective_sample_data(name) for name in names}
+    if len(set(samples.values())) > 1:
+        click.echo("  sample data: " + ", ".join(f"{name}: {provider or '-'}"
+                                                 for name, provider in samples.items()))
+    else:
+        click.echo(f"  sample data: {next(iter(samples.values())) or '-'}")
     text = preview_config(template, task)
     if text is None:
         click.echo("  options:     none (no config.toml)")

@@ -502,8 +502,7 @@ def _render_into(
     staging: Path, req: RenderRequest, package: str, task: str | None,
     user_overrides: dict[str, Any],
 ) -> tuple[list[str], str | None]:
-    chain = req.template.chain()
-    data_name = _sample_data_name(chain) if req.sample_data else None
+    data_name = req.template.effective_sample_data(task) if req.sample_data else None
     rendered = render_files(req.template, req.project_name, package, task, req.backend,
                             user_overrides, has_sample_data=data_name is not None)
     write_rendered(staging, rendered)
@@ -547,13 +546,6 @@ def write_project_state(
     temporary = record_path.with_name(RECORD_FILE + ".tmp")
     temporary.write_text(record.to_toml(), encoding="utf-8")
     temporary.replace(record_path)
-
-
-def _sample_data_name(chain: list[Template]) -> str | None:
-    for template in reversed(chain):
-        if template.sample_data:
-            return template.sample_data
-    return None
 
 
 def _write_sample_data(staging: Path, name: str) -> str:

@@ -15,6 +15,7 @@ from appgen import catalog
 from appgen.errors import (
     InvalidProjectNameError,
     InvalidValueError,
+    ManifestError,
     RenderError,
     TargetNotEmptyError,
     UnknownKeyError,
@@ -224,6 +225,33 @@ def test_failing_sample_data_leaves_nothing(
 
     result = render_project(request(tmp_path / "proj3", template="withdata", sample_data=False))
     assert result.data_summary is None and not (tmp_path / "proj3" / "data").exists()
+
+
+def test_each_task_gets_its_own_sample_data(
+    templates_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import appgen.datasets
+
+    make_template(templates_dir, "tasks", 'extends = "demo"\ntasks = ["a", "b"]\n'
+                  'sample_data = "for_a"\n[task_sample_data]\nb = "for_b"\n', {})
+    asked: list[str] = []
+
+    def get_writer(name: str):  # type: ignore[no-untyped-def]
+        asked.append(name)
+        return lambda out, *, size, seed: f"{name} in {out}"
+
+    monkeypatch.setattr(appgen.datasets, "get_writer", get_writer)
+    render_project(request(tmp_path / "pa", template="tasks", task="a"))
+    render_project(request(tmp_path / "pb", template="tasks", task="b"))
+    render_project(request(tmp_path / "pd", template="tasks"))
+    assert asked == ["for_a", "for_b", "for_a"]
+
+
+def test_task_sample_data_must_name_a_task(templates_dir: Path) -> None:
+    make_template(templates_dir, "typo", 'extends = "demo"\ntasks = ["a"]\n'
+                  '[task_sample_data]\nc = "x"\n', {})
+    with pytest.raises(ManifestError, match="task_sample_data names task 'c'"):
+        catalog.find_template("typo")
 
 
 def test_unknown_sample_data_provider_is_a_render_error(
