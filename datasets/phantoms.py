@@ -312,13 +312,7 @@ def write_dicom_series(
         FileExistsError: ``out_dir`` exists and is not an empty folder.
         ValueError: Bad volume, spacing, seed or UID.
     """
-    from pydicom.dataset import Dataset, FileMetaDataset
-    from pydicom.uid import (
-        PYDICOM_IMPLEMENTATION_UID,
-        CTImageStorage,
-        ExplicitVRLittleEndian,
-        generate_uid,
-    )
+    from pydicom.uid import generate_uid
 
     volume = np.asarray(volume)
     if volume.ndim != 3 or 0 in volume.shape or not np.issubdtype(volume.dtype, np.number):
@@ -346,64 +340,175 @@ def write_dicom_series(
         raise ValueError(f"series_uid {series_uid!r} is not a valid DICOM UID")
 
     stored = (hu - _DICOM_INTERCEPT).astype(np.uint16)
-    nx, ny, nz = volume.shape
+    nz = volume.shape[2]
     origin = -phantom_affine(volume.shape, (sx, sy, sz))[:3, 3] * [1, 1, -1]  # RAS -> LPS
     study_uid, frame_uid = (
         generate_uid(entropy_srcs=[kind, str(seed), series_uid]) for kind in ("study", "frame")
     )
     file_numbers = np.random.default_rng(seed).permutation(nz)
-    modern = "enforce_file_format" in inspect.signature(Dataset.save_as).parameters
 
     with staged_dir(Path(out_dir)) as tmp:
         for k in range(nz):
-            sop_uid = generate_uid(entropy_srcs=["slice", series_uid, str(k)])
-            meta = FileMetaDataset()
-            meta.MediaStorageSOPClassUID = CTImageStorage
-            meta.MediaStorageSOPInstanceUID = sop_uid
-            meta.TransferSyntaxUID = ExplicitVRLittleEndian
-            meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-            ds = Dataset()
-            ds.file_meta = meta
-            ds.SOPClassUID = CTImageStorage
-            ds.SOPInstanceUID = sop_uid
-            ds.StudyInstanceUID = study_uid
-            ds.SeriesInstanceUID = series_uid
-            ds.FrameOfReferenceUID = frame_uid
-            ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
-            ds.Modality = "CT"
-            ds.Manufacturer = "appgen phantom"
-            ds.PatientName = f"Phantom^{seed}"
-            ds.PatientID = f"PHANTOM{seed:04d}"
-            ds.StudyDate = ds.SeriesDate = "20240101"
-            ds.StudyID = "1"
-            ds.SeriesNumber = 1
-            ds.InstanceNumber = k + 1
-            ds.BodyPartExamined = "ABDOMEN"
-            ds.PatientPosition = "HFS"
             z = origin[2] + k * sz
-            ds.ImagePositionPatient = [_ds(origin[0]), _ds(origin[1]), _ds(z)]
-            ds.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
-            ds.SliceLocation = _ds(z)
-            ds.SliceThickness = _ds(sz)
-            ds.SpacingBetweenSlices = _ds(sz)
-            ds.PixelSpacing = [_ds(sy), _ds(sx)]  # (between rows, between columns)
-            ds.Rows, ds.Columns = ny, nx
-            ds.SamplesPerPixel = 1
-            ds.PhotometricInterpretation = "MONOCHROME2"
-            ds.BitsAllocated = ds.BitsStored = 16
-            ds.HighBit = 15
-            ds.PixelRepresentation = 0
-            ds.RescaleIntercept = _ds(_DICOM_INTERCEPT)
-            ds.RescaleSlope = "1"
-            ds.RescaleType = "HU"
-            ds.WindowCenter, ds.WindowWidth = "40", "400"
-            ds.PixelData = np.ascontiguousarray(stored[:, :, k].T).astype("<u2").tobytes()
-            path = tmp / f"IM{file_numbers[k]:05d}.dcm"
-            if modern:
-                ds.save_as(path, enforce_file_format=True)
-            else:  # pydicom 2.4
-                ds.is_little_endian, ds.is_implicit_VR = True, False
-                ds.save_as(path, write_like_original=False)
+            ds = _ct_slice(
+                stored[:, :, k],
+                (origin[0], origin[1], z),
+                (sx, sy, sz),
+                uids=(study_uid, series_uid, frame_uid),
+                sop_uid=generate_uid(entropy_srcs=["slice", series_uid, str(k)]),
+                patient=f"PHANTOM{seed:04d}",
+                instance=k + 1,
+            )
+            _save_dicom(ds, tmp / f"IM{file_numbers[k]:05d}.dcm")
+
+
+SLICE_CLASSES = ("lesion", "no_lesion")
+DEFAULT_SLICE_PATIENTS = 20
+_SLICE_PHANTOM = {"shape": (128, 128, 32), "spacing": (2.25, 2.25, 9.0), "max_lesions": 6}
+_MIN_LESION_PIXELS = 12  # a slice is "lesion" from this many lesion pixels; 1..11 is skipped
+_MIN_ORGAN_PIXELS = 800  # slices with less organ than this (top, bottom of the scan) are skipped
+_PNG_WINDOW = (-160.0, 240.0)  # the DICOM files' WindowCenter 40 / WindowWidth 400
+
+
+def write_phantom_slices(out: Path, *, size: int | None = None, seed: int = 0) -> str:
+    """Write axial phantom slices as class folders for slice classification.
+
+    ``out/lesion/`` holds slices showing at least 12 pixels of a lesion, ``out/no_lesion/``
+    slices with none (slices in between are ambiguous and skipped, as are those with little
+    organ). Every one of ``size`` patients is one phantom (128x128 pixels of 2.25 mm, 32
+    slices of 9 mm). Three patients in four are written as CT DICOM files (uint16 with
+    RescaleIntercept -1024, PatientID ``Pnnn``, WindowCenter/Width 40/400); every fourth
+    as 8-bit PNG windowed like the DICOM files. File names are ``Pnnn_sliceKK.{dcm,png}``,
+    so a reader can keep a patient's slices on one side of a split.
+
+    Args:
+        out: Destination folder; must not exist or be empty.
+        size: Number of patients (default 20, about 300 slices in 8 s).
+        seed: Seed; the same seed gives identical files.
+
+    Returns:
+        A one-line summary with the number of slices per class.
+    """
+    from PIL import Image
+    from pydicom.uid import generate_uid
+
+    size = DEFAULT_SLICE_PATIENTS if size is None else size
+    if not _is_int(size) or not 1 <= size <= 10_000:
+        raise ValueError(f"size must be an integer in [1, 10000], got {size!r}")
+    if not _is_int(seed) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    config = PhantomConfig(**_SLICE_PHANTOM)
+    lesion_value = len(config.organs) + 1
+    counts = dict.fromkeys(SLICE_CLASSES, 0)
+    started = time.perf_counter()
+    with staged_dir(Path(out)) as tmp:
+        for name in SLICE_CLASSES:
+            (tmp / name).mkdir()
+        for index in range(size):
+            case = generate_phantom(index, seed=seed, config=config)
+            patient = f"P{index:03d}"
+            uids = tuple(generate_uid(entropy_srcs=[kind, str(seed), patient])
+                         for kind in ("study", "series", "frame"))
+            origin = -case.affine[:3, 3] * [1, 1, -1]  # RAS -> LPS
+            lesion_pixels = (case.label == lesion_value).sum(axis=(0, 1))
+            organ_pixels = ((case.label > 0) & (case.label < lesion_value)).sum(axis=(0, 1))
+            for k in range(config.shape[2]):
+                if organ_pixels[k] < _MIN_ORGAN_PIXELS or 0 < lesion_pixels[k] < _MIN_LESION_PIXELS:
+                    continue
+                label = SLICE_CLASSES[0] if lesion_pixels[k] else SLICE_CLASSES[1]
+                hu = case.image[:, :, k].astype(np.float64)
+                stem = f"{patient}_slice{k:02d}"
+                if index % 4 == 3:
+                    low, high = _PNG_WINDOW
+                    grey = np.clip((hu - low) / (high - low) * 255.0, 0, 255).round()
+                    # (x, y) -> rows = y, columns = x, as the DICOM pixel_array
+                    Image.fromarray(grey.T.astype(np.uint8)).save(tmp / label / f"{stem}.png")
+                else:
+                    ds = _ct_slice(
+                        (hu - _DICOM_INTERCEPT).astype(np.uint16),
+                        (origin[0], origin[1], origin[2] + k * config.spacing[2]),
+                        config.spacing,
+                        uids=uids,  # type: ignore[arg-type]
+                        sop_uid=generate_uid(entropy_srcs=["slice", patient, str(seed), str(k)]),
+                        patient=patient,
+                        instance=k + 1,
+                    )
+                    _save_dicom(ds, tmp / label / f"{stem}.dcm")
+                counts[label] += 1
+    seconds = time.perf_counter() - started
+    return (
+        f"wrote {sum(counts.values())} CT slices of {size} phantom patients "
+        f"({', '.join(f'{n}: {c}' for n, c in counts.items())}; DICOM and PNG) "
+        f"to {out} in {seconds:.1f} s"
+    )
+
+
+def _ct_slice(
+    stored: np.ndarray,
+    position: Sequence[float],
+    spacing: Sequence[float],
+    *,
+    uids: tuple[str, str, str],
+    sop_uid: str,
+    patient: str,
+    instance: int,
+) -> Any:
+    """One axial CT slice (stored uint16 (x, y) values, HU = stored - 1024) as a Dataset."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, CTImageStorage, ExplicitVRLittleEndian
+
+    sx, sy, sz = spacing
+    nx, ny = stored.shape
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CTImageStorage
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = CTImageStorage
+    ds.SOPInstanceUID = sop_uid
+    ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = uids
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.Modality = "CT"
+    ds.Manufacturer = "appgen phantom"
+    ds.PatientName = f"Phantom^{patient}"
+    ds.PatientID = patient
+    ds.StudyDate = ds.SeriesDate = "20240101"
+    ds.StudyID = "1"
+    ds.SeriesNumber = 1
+    ds.InstanceNumber = instance
+    ds.BodyPartExamined = "ABDOMEN"
+    ds.PatientPosition = "HFS"
+    ds.ImagePositionPatient = [_ds(v) for v in position]
+    ds.ImageOrientationPatient = ["1", "0", "0", "0", "1", "0"]
+    ds.SliceLocation = _ds(position[2])
+    ds.SliceThickness = _ds(sz)
+    ds.SpacingBetweenSlices = _ds(sz)
+    ds.PixelSpacing = [_ds(sy), _ds(sx)]  # (between rows, between columns)
+    ds.Rows, ds.Columns = ny, nx
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 16
+    ds.HighBit = 15
+    ds.PixelRepresentation = 0
+    ds.RescaleIntercept = _ds(_DICOM_INTERCEPT)
+    ds.RescaleSlope = "1"
+    ds.RescaleType = "HU"
+    ds.WindowCenter, ds.WindowWidth = "40", "400"
+    ds.PixelData = np.ascontiguousarray(stored.T).astype("<u2").tobytes()
+    return ds
+
+
+def _save_dicom(ds: Any, path: Path) -> None:
+    """Save as a DICOM Part 10 file (explicit VR little endian) on pydicom 2.4 and 3."""
+    from pydicom.dataset import Dataset
+
+    if "enforce_file_format" in inspect.signature(Dataset.save_as).parameters:
+        ds.save_as(path, enforce_file_format=True)
+    else:  # pydicom 2.4
+        ds.is_little_endian, ds.is_implicit_VR = True, False
+        ds.save_as(path, write_like_original=False)
 
 
 # ---------------------------------------------------------------------------- anatomy

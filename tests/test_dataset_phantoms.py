@@ -278,3 +278,35 @@ def test_dicom_series_uid_float_input_and_bad_arguments(tmp_path: Path) -> None:
     with pytest.raises(FileExistsError):
         phantoms.write_dicom_series(tmp_path / "ok", volume, (1, 1, 3))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ok"]
+
+
+def test_phantom_slices_are_labelled_dicom_and_png_class_folders(tmp_path: Path) -> None:
+    out = tmp_path / "slices"
+    summary = phantoms.write_phantom_slices(out, size=4, seed=2)
+    assert "slices of 4 phantom patients" in summary
+    files = {name: sorted((out / name).iterdir()) for name in phantoms.SLICE_CLASSES}
+    assert sorted(p.name for p in out.iterdir()) == sorted(phantoms.SLICE_CLASSES)
+    assert all(files.values()) and not list(tmp_path.glob(".*partial"))
+    config = phantoms.PhantomConfig(**phantoms._SLICE_PHANTOM)
+    lesion = len(config.organs) + 1
+    cases = {i: phantoms.generate_phantom(i, seed=2, config=config) for i in range(4)}
+    for name, paths in files.items():
+        for path in paths:
+            patient, slice_number = path.stem.split("_slice")
+            case = cases[int(patient[1:])]
+            k = int(slice_number)
+            pixels = int((case.label[:, :, k] == lesion).sum())
+            assert (pixels >= 12) if name == "lesion" else pixels == 0, path
+            if path.suffix == ".dcm":
+                ds = pydicom.dcmread(path)
+                assert ds.PatientID == patient and ds.Modality == "CT"
+                hu = ds.pixel_array.astype(np.float64) * float(ds.RescaleSlope) + float(
+                    ds.RescaleIntercept)
+                np.testing.assert_array_equal(hu, case.image[:, :, k].T)
+            else:
+                from PIL import Image
+
+                png = np.asarray(Image.open(path)).astype(np.float64)
+                expected = np.clip((case.image[:, :, k].T + 160.0) / 400.0 * 255.0, 0, 255)
+                assert png.shape == (128, 128) and np.abs(png - expected).max() <= 0.51
+    assert {p.suffix for paths in files.values() for p in paths} == {".dcm", ".png"}
