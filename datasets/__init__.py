@@ -19,8 +19,8 @@ PROVIDERS: dict[str, tuple[str, str]] = {
     "transactions": ("transactions", "simulated card transactions with injected fraud"),
     "phantoms": ("phantoms", "3D NIfTI phantoms with organ and lesion label maps"),
     "reviews": ("text_samples", "templated movie reviews whose label depends on negation"),
-    "phrase_pairs": ("text_samples", "a rule-based toy language pair for translation"),
-    "dialogues": ("text_samples", "templated multi-turn conversations for a small chat model"),
+    "phrase_pairs": ("text_pairs", "a rule-based toy language pair for translation"),
+    "dialogues": ("dialogues", "templated multi-turn conversations for a small chat model"),
     "phantom_slices": ("phantoms", "DICOM / PNG slice class folders cut from the phantoms"),
 }
 

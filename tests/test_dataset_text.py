@@ -61,3 +61,52 @@ def test_refuses_occupied_folder_and_tiny_size(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="at least 10"):
         write_reviews(tmp_path / "small", size=3)
     assert (tmp_path / "full" / "mine.txt").read_text() == "keep"
+
+
+def test_phrase_pairs_are_deterministic_distinct_tsv(tmp_path: Path) -> None:
+    from appgen.datasets.text_pairs import write_phrase_pairs
+
+    summary = write_phrase_pairs(tmp_path / "a", size=300, seed=4)
+    write_phrase_pairs(tmp_path / "b", size=300, seed=4)
+    write_phrase_pairs(tmp_path / "c", size=300, seed=5)
+    a, b, c = ((tmp_path / x / "train.tsv").read_bytes() for x in "abc")
+    assert a == b and a != c
+    assert get_writer("phrase_pairs") is write_phrase_pairs and "300 English" in summary
+    with (tmp_path / "a" / "train.tsv").open(newline="", encoding="utf-8") as handle:
+        train = list(csv.DictReader(handle, delimiter="\t"))
+    with (tmp_path / "a" / "val.tsv").open(newline="", encoding="utf-8") as handle:
+        val = list(csv.DictReader(handle, delimiter="\t"))
+    assert (len(train), len(val)) == (270, 30) and set(train[0]) == {"source", "target"}
+    assert not {row["source"] for row in val} & {row["source"] for row in train}
+
+
+def test_phrase_pairs_follow_the_grammar() -> None:
+    import numpy as np
+    from appgen.datasets.text_pairs import phrase_pair
+
+    rng = np.random.default_rng(0)
+    pairs = dict(phrase_pair(rng) for _ in range(2000))
+    # Verb last with its tense / number ending; negation before it.
+    assert all(t.split()[-1].endswith(("a", "an", "is")) for t in pairs.values())
+    negated = [(s, t) for s, t in pairs.items() if " not " in s]
+    assert negated and all(" ne " in f" {t} " for _, t in negated)
+    plural_objects = [t for s, t in pairs.items() if s.split()[-1] in ("balls", "boxes")]
+    assert plural_objects and all("palojn" in t or "kasujn" in t for t in plural_objects)
+    assert not any(" a a" in s or s.startswith("a a") for s in pairs)  # "an apple"
+
+
+def test_dialogues_copy_slots_and_are_deterministic(tmp_path: Path) -> None:
+    from appgen.datasets.dialogues import write_dialogues
+
+    summary = write_dialogues(tmp_path / "a", size=200, seed=1)
+    write_dialogues(tmp_path / "b", size=200, seed=1)
+    first, again = ((tmp_path / x / "train.txt").read_bytes() for x in "ab")
+    assert first == again
+    assert get_writer("dialogues") is write_dialogues and "200 templated" in summary
+    lines = (tmp_path / "a" / "train.txt").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 180 and len((tmp_path / "a" / "val.txt").read_text().splitlines()) == 20
+    assert all(line.startswith("user: ") and " assistant: " in line for line in lines)
+    for line in lines:
+        for order in re.findall(r"order (\d{4})\?", line):
+            assert f"assistant: order {order} " in line  # the reply copies the number
+        assert "sunday we are open" not in line
