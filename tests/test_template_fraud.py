@@ -7,8 +7,9 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
-from project_runner import generate, last_line, run_project
+from project_runner import generate, last_line, run_project, train_ok
 
 pytestmark = pytest.mark.slow
 
@@ -84,3 +85,56 @@ def test_target_that_is_not_binary_fails_in_one_line(project: Path, tmp_path: Pa
     line = last_line(result.stderr)
     assert str(bad) in line and "not binary" in line and "Traceback" not in result.stderr
     assert not (tmp_path / "r" / "checkpoints" / "last.keras").exists()
+
+
+def test_exported_saved_model_scores_raw_rows_like_predict(project: Path, tmp_path: Path) -> None:
+    """The SavedModel takes the CSV's strings as they are and agrees with ``predict``."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for index in range(3000):
+        fraud = rng.random() < 0.05
+        stamp = f"2024-0{1 + index % 9}-{1 + index % 28:02d}{' ' if index % 2 else 'T'}" \
+                f"{(3 if fraud else 12) + index % 5:02d}:{index % 60:02d}:07"
+        rows.append({
+            "tx": f"T{index}", "when": "" if index % 97 == 0 else stamp,
+            "amount": "NA" if index % 31 == 0 else f"{rng.lognormal(6 if fraud else 3, 1):.2f}",
+            "online": ["yes", "no", "Y", "", "false"][index % 5],
+            "shop": "" if index % 53 == 0 else f"s{rng.integers(0, 8 if fraud else 30)}",
+            "label": int(fraud)})
+    table = tmp_path / "raw.csv"
+    with table.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    run = tmp_path / "run"
+    train_ok(project, run, *QUICK, "--set", f'data.path="{table}"', "--set", 'data.target="label"',
+             "--set", "data.min_category_count=1")
+    kinds = json.loads((run / "meta.json").read_text())["features"]["kinds"]
+    assert kinds == {"when": "timestamp", "amount": "numeric", "online": "boolean",
+                     "shop": "categorical"}
+    result = run_project(project, "export", "--run-dir", str(run), "--format", "saved_model")
+    assert result.returncode == 0, result.stderr[-3000:]
+
+    rows[0]["shop"] = "a-shop-never-seen"  # unknown category: out-of-vocabulary, still scored
+    with table.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    result = run_project(project, "predict", "--run-dir", str(run), str(table),
+                         "--out", str(tmp_path / "scores"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    expected = [(float(r["score"]), int(r["decision"]))
+                for r in csv.DictReader((tmp_path / "scores" / "raw.scores.csv").open())]
+
+    import tensorflow as tf
+
+    exported = run / "export" / "saved_model"
+    served = tf.saved_model.load(str(exported))
+    columns = json.loads((exported / "columns.json").read_text())["columns"]
+    assert sorted(columns) == sorted(kinds)
+    out = served.serve({key: tf.constant([r[c] for r in rows]) for c, key in columns.items()})
+    np.testing.assert_allclose(out["score"].numpy(), [s for s, _ in expected], atol=1e-6)
+    assert out["decision"].numpy().tolist() == [d for _, d in expected]
+    default = served.signatures["serving_default"](
+        **{key: tf.constant([rows[5][c]]) for c, key in columns.items()})
+    assert abs(float(default["score"][0]) - expected[5][0]) < 1e-6

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib
+import importlib.util
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
@@ -28,11 +31,18 @@ def run_export(run_path: Path, fmt: str, out: Path | None) -> Path:
             raise ProjectError("SavedModel export needs the TensorFlow backend "
                                "(run with KERAS_BACKEND=tensorflow)")
         target = out or export_dir / "saved_model"
-        _export_into(rundir.load_model(source), target, "tf_saved_model")
+        net = rundir.load_model(source)
+        custom = _template_saved_model_writer()
+        if custom is None:
+            _export_into(target, lambda tmp: net.export(str(tmp), format="tf_saved_model",
+                                                        verbose=False))
+        else:
+            _export_into(target, lambda tmp: custom(net, run, tmp))
     elif fmt == "onnx":
         target = out or export_dir / "model.onnx"
+        net = rundir.load_model(source)
         try:
-            _export_into(rundir.load_model(source), target, "onnx")
+            _export_into(target, lambda tmp: net.export(str(tmp), format="onnx", verbose=False))
         except ImportError as err:
             raise ProjectError(f"ONNX export needs extra packages: {err} "
                                "(pip install onnx tf2onnx)") from None
@@ -42,11 +52,25 @@ def run_export(run_path: Path, fmt: str, out: Path | None) -> Path:
     return target
 
 
-def _export_into(net: keras.Model, target: Path, fmt: str) -> None:
-    """Export next to ``target`` and rename, so a failed export leaves nothing behind."""
+def _template_saved_model_writer() -> Callable[[keras.Model, rundir.RunDir, Path], None] | None:
+    """A template's own SavedModel writer (``serving.export_saved_model``), if it has one.
+
+    A template whose model takes encoded inputs uses it to put its preprocessing
+    into the SavedModel, so the export scores raw data (fraud does).
+    """
+    name = f"{__package__}.serving"
+    if importlib.util.find_spec(name) is None:
+        return None
+    module = importlib.import_module(name)
+    writer: Callable[[keras.Model, rundir.RunDir, Path], None] = module.export_saved_model
+    return writer
+
+
+def _export_into(target: Path, write: Callable[[Path], None]) -> None:
+    """Write next to ``target`` and rename, so a failed export leaves nothing behind."""
     tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
     try:
-        net.export(str(tmp), format=fmt, verbose=False)
+        write(tmp)
         if target.exists():
             shutil.rmtree(target) if target.is_dir() else target.unlink()
         tmp.rename(target)
