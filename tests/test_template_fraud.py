@@ -89,18 +89,7 @@ def test_target_that_is_not_binary_fails_in_one_line(project: Path, tmp_path: Pa
 
 def test_exported_saved_model_scores_raw_rows_like_predict(project: Path, tmp_path: Path) -> None:
     """The SavedModel takes the CSV's strings as they are and agrees with ``predict``."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for index in range(3000):
-        fraud = rng.random() < 0.05
-        stamp = f"2024-0{1 + index % 9}-{1 + index % 28:02d}{' ' if index % 2 else 'T'}" \
-                f"{(3 if fraud else 12) + index % 5:02d}:{index % 60:02d}:07"
-        rows.append({
-            "tx": f"T{index}", "when": "" if index % 97 == 0 else stamp,
-            "amount": "NA" if index % 31 == 0 else f"{rng.lognormal(6 if fraud else 3, 1):.2f}",
-            "online": ["yes", "no", "Y", "", "false"][index % 5],
-            "shop": "" if index % 53 == 0 else f"s{rng.integers(0, 8 if fraud else 30)}",
-            "label": int(fraud)})
+    rows = raw_rows(3000)
     table = tmp_path / "raw.csv"
     with table.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
@@ -138,3 +127,48 @@ def test_exported_saved_model_scores_raw_rows_like_predict(project: Path, tmp_pa
     default = served.signatures["serving_default"](
         **{key: tf.constant([rows[5][c]]) for c, key in columns.items()})
     assert abs(float(default["score"][0]) - expected[5][0]) < 1e-6
+
+
+def raw_rows(count: int) -> list[dict[str, object]]:
+    """Rows as a CSV holds them: timestamps with T or space, NA, yes/no/Y, blanks."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for index in range(count):
+        fraud = rng.random() < 0.05
+        stamp = f"2024-0{1 + index % 9}-{1 + index % 28:02d}{' ' if index % 2 else 'T'}" \
+                f"{(3 if fraud else 12) + index % 5:02d}:{index % 60:02d}:07"
+        rows.append({
+            "tx": f"T{index}", "when": "" if index % 97 == 0 else stamp,
+            "amount": "NA" if index % 31 == 0 else f"{rng.lognormal(6 if fraud else 3, 1):.2f}",
+            "online": ["yes", "no", "Y", "", "false"][index % 5],
+            "shop": "" if index % 53 == 0 else f"s{rng.integers(0, 8 if fraud else 30)}",
+            "label": int(fraud)})
+    return rows
+
+
+def test_parquet_tables_train_and_score(project: Path, tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = raw_rows(2000)
+    table = pa.table({
+        "tx": [r["tx"] for r in rows],
+        "when": pa.array([np.datetime64(str(r["when"]).replace(" ", "T")) if r["when"] else None
+                          for r in rows], pa.timestamp("s")),
+        "amount": [None if r["amount"] == "NA" else float(str(r["amount"])) for r in rows],
+        "shop": [r["shop"] or None for r in rows],
+        "label": [bool(r["label"]) for r in rows]})
+    path = tmp_path / "raw.parquet"
+    pq.write_table(table, path)
+    run = tmp_path / "run"
+    train_ok(project, run, *QUICK, "--set", f'data.path="{path}"', "--set", 'data.target="label"',
+             "--set", "data.min_category_count=1")
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["features"]["kinds"] == {"when": "timestamp", "amount": "numeric",
+                                         "shop": "categorical"}
+    result = run_project(project, "predict", "--run-dir", str(run), str(path),
+                         "--out", str(tmp_path / "scores"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert re.search(r"amount \d+", result.stdout)  # the missing amounts were counted
+    scored = list(csv.DictReader((tmp_path / "scores" / "raw.scores.csv").open()))
+    assert len(scored) == 2000 and scored[7]["tx"] == "T7"
