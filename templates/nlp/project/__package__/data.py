@@ -1,4 +1,7 @@
-"""Text classification data: CSV or JSON-lines files -> WordPiece ids -> batches.
+"""Text data: CSV or JSON-lines files -> WordPiece ids -> batches.
+
+``data.task`` picks the task: classification is here; translation pairs are in
+``translation_data.py`` and causal-LM corpora in ``lm_data.py``. For classification:
 
     data.dir/train.csv  (or train.jsonl)   columns data.text_column and data.label_column
     data.dir/val.csv    (or val.jsonl)     optional; else a stratified split of train
@@ -24,15 +27,32 @@ from .pipeline import Batches, Splits, stratified_split
 from .tokenizer import WordPiece, learn_vocabulary
 
 SUFFIXES = (".csv", ".jsonl", ".tsv")
+TASKS = ("classification", "translation", "causal_lm")
 csv.field_size_limit(2**24)  # long documents in one cell are fine
 
 
+def task_of(config_or_meta: dict[str, Any]) -> str:
+    """The task of a config (``data.task``) or of a run's meta (``task``)."""
+    if "data" in config_or_meta:
+        return choice(config_or_meta, "data.task", TASKS)
+    return str(config_or_meta.get("task", "classification"))
+
+
 def load_splits(config: Config, *, batch_size: int) -> Splits:
-    """Training and validation batches plus the vocabulary and classes."""
+    """Training and validation batches plus the vocabulary (and classes) for ``data.task``."""
+    task = task_of(config)
+    if task == "translation":
+        from .translation_data import load_pairs
+
+        return load_pairs(config, batch_size=batch_size)
+    if task == "causal_lm":
+        from .lm_data import load_corpus
+
+        return load_corpus(config, batch_size=batch_size)
     text_column, label_column = _columns(config)
-    train_path = _find(config, "train", required=True)
+    train_path = find_file(config, "train", required=True)
     texts, labels = read_texts(train_path, text_column, label_column, limit=_limit(config))
-    val_path = _find(config, "val", required=False)
+    val_path = find_file(config, "val", required=False)
     class_names = sorted(set(labels))
     if len(class_names) < 2:
         raise DataError(f"{train_path}: column {label_column!r} has only one class "
@@ -57,13 +77,13 @@ def load_splits(config: Config, *, batch_size: int) -> Splits:
     else:
         meta = _learn_meta(config, texts)
     # tokens_per_sample: what bench multiplies samples/s by to report tokens/s.
-    meta.update(class_names=class_names, text_column=text_column,
+    meta.update(task="classification", class_names=class_names, text_column=text_column,
                 tokens_per_sample=int(meta["sequence_length"]),
                 summary=f"{len(class_names)} classes, {meta['summary']}")
     encoder = make_encoder(meta)
     ids, truncated = encoder(texts)
     val_ids, val_truncated = encoder(val_texts)
-    _report_truncation(truncated + val_truncated, len(texts) + len(val_texts),
+    report_truncation(truncated + val_truncated, len(texts) + len(val_texts),
                        meta["sequence_length"])
     seed = int(get(config, "runtime.seed"))
     train = Batches(ids, _one_hot(labels, class_names), batch_size, training=True, seed=seed)
@@ -73,13 +93,21 @@ def load_splits(config: Config, *, batch_size: int) -> Splits:
 
 def load_eval(config: Config, path: Path, meta: dict[str, Any], *, batch_size: int) -> Batches:
     """Batches from another labelled file, tokenized with the training run's vocabulary."""
+    if task_of(meta) == "translation":
+        from .translation_data import load_eval_pairs
+
+        return load_eval_pairs(Path(path), meta, batch_size=batch_size)
+    if task_of(meta) == "causal_lm":
+        from .lm_data import load_eval_corpus
+
+        return load_eval_corpus(config, Path(path), meta, batch_size=batch_size)
     text_column, label_column = _columns(config)
     texts, labels = read_texts(Path(path), text_column, label_column)
     unknown = sorted(set(labels) - set(meta["class_names"]))
     if unknown:
         raise DataError(f"{path}: labels the model was not trained on: {unknown[:5]}")
     ids, truncated = make_encoder(meta)(texts)
-    _report_truncation(truncated, len(texts), meta["sequence_length"])
+    report_truncation(truncated, len(texts), meta["sequence_length"])
     return Batches(ids, _one_hot(labels, meta["class_names"]), batch_size, training=False)
 
 
@@ -182,7 +210,7 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
-def _find(config: Config, split: str, *, required: bool) -> Path | None:
+def find_file(config: Config, split: str, *, required: bool, columns: str = "") -> Path | None:
     """``data.<split>_file`` if set, else ``data.dir/<split>.{csv,jsonl,tsv}``."""
     named = str(get(config, f"data.{split}_file"))
     root = Path(get(config, "data.dir"))
@@ -199,31 +227,39 @@ def _find(config: Config, split: str, *, required: bool) -> Path | None:
         raise DataError(f"{root} has {' and '.join(p.name for p in found)}; keep one or set "
                         f"data.{split}_file")
     if not found and required:
-        raise DataError(f"{root} has no {split}.csv or {split}.jsonl "
-                        f"(columns {get(config, 'data.text_column')!r}, "
-                        f"{get(config, 'data.label_column')!r})")
+        columns = columns or (f"{get(config, 'data.text_column')!r}, "
+                              f"{get(config, 'data.label_column')!r}")
+        raise DataError(f"{root} has no {split}.csv, {split}.tsv or {split}.jsonl "
+                        f"(columns {columns})")
     return found[0] if found else None
 
 
-def _learn_meta(config: Config, texts: list[str]) -> dict[str, Any]:
+def learn_config_vocabulary(config: Config, texts: list[str]) -> tuple[list[str], str]:
+    """A WordPiece vocabulary learned with the ``tokenizer.*`` settings; also the learner."""
     size = int(get(config, "tokenizer.vocabulary_size"))
     if not 16 <= size <= 46_000:
         raise ConfigError(f"tokenizer.vocabulary_size must be within 16..46000; got {size}")
+    learner = choice(config, "tokenizer.learner", ("auto", "keras_hub", "python"))
+    return learn_vocabulary(texts, size, learner=learner,
+                            lowercase=bool(get(config, "tokenizer.lowercase")),
+                            strip_accents=bool(get(config, "tokenizer.strip_accents")))
+
+
+def _learn_meta(config: Config, texts: list[str]) -> dict[str, Any]:
     lowercase = bool(get(config, "tokenizer.lowercase"))
     strip_accents = bool(get(config, "tokenizer.strip_accents"))
-    learner = choice(config, "tokenizer.learner", ("auto", "keras_hub", "python"))
-    vocabulary, used = learn_vocabulary(texts, size, learner=learner, lowercase=lowercase,
-                                        strip_accents=strip_accents)
+    vocabulary, used = learn_config_vocabulary(config, texts)
     wordpiece = WordPiece(vocabulary, lowercase=lowercase, strip_accents=strip_accents)
     lengths = np.asarray([len(wordpiece.encode(text)) for text in texts])
-    length = _sequence_length(config, lengths)
+    length = sequence_length(config, lengths)
     return {"vocabulary": vocabulary, "lowercase": lowercase, "strip_accents": strip_accents,
             "sequence_length": length, "vocabulary_learner": used, "preset": "",
             "summary": f"{len(vocabulary)} WordPiece tokens ({used}), sequences of {length} "
                        f"(median text {int(np.median(lengths))} tokens)"}
 
 
-def _sequence_length(config: Config, lengths: np.ndarray) -> int:
+def sequence_length(config: Config, lengths: np.ndarray, *, cap: int = 512) -> int:
+    """``data.sequence_length``, or (auto) one that 99% of ``lengths`` fit, a multiple of 16."""
     asked = get(config, "data.sequence_length")
     if asked != "auto":
         if not isinstance(asked, int) or isinstance(asked, bool) or asked < 4:
@@ -232,10 +268,11 @@ def _sequence_length(config: Config, lengths: np.ndarray) -> int:
         return asked
     # Long enough for 99% of the training texts, a multiple of 16, within 16..512.
     covering = int(np.percentile(lengths, 99)) if len(lengths) else 16
-    return int(min(512, max(16, -(-covering // 16) * 16)))
+    return int(min(cap, max(16, -(-covering // 16) * 16)))
 
 
-def _report_truncation(truncated: int, total: int, length: int) -> None:
+def report_truncation(truncated: int, total: int, length: int) -> None:
+    """Say how many texts were cut to ``length`` tokens (nothing when none were)."""
     if truncated:
         print(f"note: {truncated} of {total} text(s) are longer than {length} tokens and were "
               "truncated (raise data.sequence_length to keep more)", flush=True)

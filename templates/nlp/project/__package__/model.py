@@ -1,4 +1,5 @@
 """Text classifier: int32 WordPiece ids in, class probabilities (float32) out.
+(Translation and causal_lm models are in ``seq_models.py``; build_model picks by task.)
 
     ids -> token + position embedding -> TransformerEncoder x model.num_layers
         -> masked mean pooling ----------------------------------------\
@@ -24,9 +25,17 @@ from keras import ops
 from .config import Config, choice, get
 from .errors import ConfigError
 
+# Imported here so rundir.load_model, which imports this module, registers their layers too.
+from .seq_models import build_language_model, build_translator, sequence_compile_args
+
 
 def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
-    """The classifier for ``meta['sequence_length']`` ids and ``meta['class_names']``."""
+    """The model of ``meta['task']``: for classification, the classifier for
+    ``meta['sequence_length']`` ids and ``meta['class_names']``."""
+    if meta.get("task") == "translation":
+        return build_translator(config, meta)
+    if meta.get("task") == "causal_lm":
+        return build_language_model(config, meta)
     if meta.get("preset"):
         from .presets import preset_model
 
@@ -69,7 +78,9 @@ def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
 
 
 def compile_args(config: Config, meta: dict[str, Any]) -> dict[str, Any]:
-    """Loss and metrics; labels arrive one-hot."""
+    """Loss and metrics; class labels arrive one-hot, next-token targets as ids."""
+    if meta.get("task") in ("translation", "causal_lm"):
+        return sequence_compile_args()
     return {
         "loss": keras.losses.CategoricalCrossentropy(
             label_smoothing=float(get(config, "train.label_smoothing"))),

@@ -1,5 +1,8 @@
 """``python -m PACKAGE predict``: the class of raw texts, text files and CSV/JSONL files.
 
+(Translation and causal_lm runs are handed to ``generate.py``: translations, sampled
+continuations or a chat, from the same kinds of inputs.)
+
 Each INPUT is one of:
 
 - a ``.txt`` file: one text per line (empty lines skipped);
@@ -29,6 +32,10 @@ def run_prediction(run_path: Path, inputs: list[Path], out: Path | None) -> Path
     run = rundir.open_existing(run_path)
     config = load_config(run.config)
     meta = rundir.read_meta(run)
+    if meta.get("task") in ("translation", "causal_lm"):
+        from .generate import run_generation
+
+        return run_generation(run, config, meta, inputs, out)
     sources, texts = collect_texts(inputs, str(meta.get("text_column", "text")))
     encoded, truncated = make_encoder(meta)(texts)
     if truncated:

@@ -1,0 +1,154 @@
+"""``predict`` for the generating tasks: translate, continue a prompt, or chat.
+
+Inputs are read as for classification (raw texts, ``.txt`` files with one text per
+line, ``.csv`` / ``.jsonl`` files' text column), and ``-`` reads them from stdin.
+
+- translation: each input is a source sentence; ``predict.decoding`` (beam / greedy)
+  picks the search; writes ``OUT/translations.csv``.
+- causal_lm, ``predict.mode = "sample"``: each input is a prompt, continued with up
+  to ``predict.max_new_tokens`` sampled tokens; writes ``OUT/samples.csv``.
+- causal_lm, ``predict.mode = "chat"``: each input is the user's next turn; the
+  conversation so far stays in the prompt (oldest turns dropped when it no longer
+  fits the model's length); writes ``OUT/chat.txt``. With ``-`` it is interactive.
+  ``predict.mode`` is read from RUN/config.toml: set it at training time
+  (``--set predict.mode=chat``) or edit that file.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import rundir
+from .chat import Conversation
+from .config import Config, choice, get
+from .decoding import sample, translate
+from .errors import ConfigError
+from .predict import collect_texts
+from .seq_text import START_ID, detokenize, encode_rows, wordpiece
+
+SHOWN = 20
+
+
+def run_generation(run: rundir.RunDir, config: Config, meta: dict[str, Any],
+                   inputs: list[Path], out: Path | None) -> Path:
+    """Predict with a translation or causal_lm run; return the output folder."""
+    net = rundir.load_model(rundir.model_checkpoint(run))
+    out = out or run.path / "predictions"
+    out.mkdir(parents=True, exist_ok=True)
+    if meta["task"] == "translation":
+        return _translate(net, meta, _texts(inputs, meta["source_column"]), out)
+    mode = choice(config, "predict.mode", ("sample", "chat"))
+    if mode == "chat":
+        return _chat(net, config, meta, inputs, out)
+    return _sample(net, config, meta, _texts(inputs, meta["text_column"]), out)
+
+
+def _texts(inputs: list[Path], column: str) -> tuple[list[str], list[str]]:
+    if [str(item) for item in inputs] == ["-"]:
+        lines = [line.rstrip("\n") for line in sys.stdin if line.strip()]
+        return [f"stdin:{i + 1}" for i in range(len(lines))], lines
+    return collect_texts(inputs, column)
+
+
+def _translate(net: Any, meta: dict[str, Any], named: tuple[list[str], list[str]],
+               out: Path) -> Path:
+    sources, texts = named
+    length = int(meta["sequence_length"])
+    source_ids, truncated = encode_rows(wordpiece(meta, "source_vocabulary"), texts, length,
+                                        markers=False)
+    if truncated:
+        print(f"note: {truncated} sentence(s) longer than {length} tokens were truncated",
+              flush=True)
+    settings = meta["decoding"]
+    decoded = translate(net, source_ids, decoding=settings["decoding"],
+                        beam_width=int(settings["beam_width"]),
+                        length_penalty=float(settings["length_penalty"]),
+                        batch_size=int(settings["batch_size"]))
+    translations = [detokenize(meta["target_vocabulary"], ids) for ids in decoded]
+    target = out / "translations.csv"
+    with target.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["source", "text", "translation"])
+        writer.writerows(zip(sources, texts, translations, strict=True))
+    for text, translation in list(zip(texts, translations, strict=True))[:SHOWN]:
+        print(f"{text}\n  -> {translation}")
+    print(f"{len(texts)} translation(s) ({settings['decoding']} search) written to {target}")
+    return out
+
+
+def _sampling(config: Config) -> dict[str, Any]:
+    new = int(get(config, "predict.max_new_tokens"))
+    if new < 1:
+        raise ConfigError(f"predict.max_new_tokens must be at least 1; got {new}")
+    return {"max_new_tokens": new, "temperature": float(get(config, "predict.temperature")),
+            "top_k": int(get(config, "predict.top_k"))}
+
+
+def _sample(net: Any, config: Config, meta: dict[str, Any],
+            named: tuple[list[str], list[str]], out: Path) -> Path:
+    sources, prompts = named
+    settings = _sampling(config)
+    length = int(meta["sequence_length"])
+    tokenizer = wordpiece(meta)
+    keep = max(0, length - settings["max_new_tokens"] - 1)  # room for what is sampled
+    continuations = []
+    for index, prompt in enumerate(prompts):
+        ids = tokenizer.encode(prompt)
+        if len(ids) > keep:
+            print(f"note: prompt {index + 1} keeps its last {keep} of {len(ids)} tokens",
+                  flush=True)
+            ids = ids[len(ids) - keep:] if keep else []
+        rng = np.random.default_rng((int(get(config, "predict.seed")), index))
+        new = sample(net, [START_ID, *ids], length, rng=rng, **settings)
+        continuations.append(detokenize(meta["vocabulary"], new))
+    target = out / "samples.csv"
+    with target.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["source", "prompt", "continuation"])
+        writer.writerows(zip(sources, prompts, continuations, strict=True))
+    for prompt, continuation in list(zip(prompts, continuations, strict=True))[:SHOWN]:
+        print(f"{prompt} >>> {continuation}")
+    print(f"{len(prompts)} sample(s) written to {target}")
+    return out
+
+
+def _chat(net: Any, config: Config, meta: dict[str, Any], inputs: list[Path],
+          out: Path) -> Path:
+    settings = _sampling(config)
+    conversation = Conversation(
+        wordpiece(meta), meta["vocabulary"], int(meta["sequence_length"]),
+        user=str(get(config, "predict.user_marker")),
+        assistant=str(get(config, "predict.assistant_marker")),
+        reply_budget=settings["max_new_tokens"])
+    interactive = [str(item) for item in inputs] == ["-"] and sys.stdin.isatty()
+    if [str(item) for item in inputs] == ["-"]:
+        turns = _stdin_turns(interactive)
+    else:
+        turns = iter(collect_texts(inputs, str(meta.get("text_column", "text")))[1])
+    rng = np.random.default_rng(int(get(config, "predict.seed")))
+    for message in turns:
+        prompt = conversation.prompt(message)
+        new = sample(net, prompt, int(meta["sequence_length"]), rng=rng,
+                     stop=conversation.ends_reply, **settings)
+        reply = conversation.add(message, new)
+        print(f"{conversation.user} {message}\n{conversation.assistant} {reply}", flush=True)
+    target = out / "chat.txt"
+    rundir.atomic_write_text(target, conversation.transcript())
+    print(f"{len(conversation.turns)} turn(s); transcript written to {target}")
+    return out
+
+
+def _stdin_turns(interactive: bool) -> Any:
+    while True:
+        if interactive:
+            print("you> ", end="", flush=True)
+        line = sys.stdin.readline()
+        if not line:
+            return
+        if line.strip():
+            yield line.strip()
