@@ -116,6 +116,7 @@ class PhantomConfig:
         bias: Scales the strength of the smooth multiplicative bias field.
         blur: Scales the partial-volume blur (0 switches it off).
         variability: Scales how much pose and organ shapes vary between subjects.
+        lesion_size: Scales lesion radii (1: 4.5-10 % of the half field of view in-plane).
     """
 
     shape: tuple[int, int, int] = (96, 96, 48)
@@ -128,6 +129,7 @@ class PhantomConfig:
     bias: float = 1.0
     blur: float = 1.0
     variability: float = 1.0
+    lesion_size: float = 1.0
 
     def __post_init__(self) -> None:
         shape = _int_triple("shape", self.shape)
@@ -145,15 +147,15 @@ class PhantomConfig:
             raise ValueError(f"organs must be distinct names from {ORGANS}, got {self.organs!r}")
         if not _is_int(self.max_lesions) or not 0 <= self.max_lesions <= 10:
             raise ValueError(f"max_lesions must be an integer in [0, 10], got {self.max_lesions!r}")
-        for name in ("contrast", "noise", "bias", "blur", "variability"):
+        for name in ("contrast", "noise", "bias", "blur", "variability", "lesion_size"):
             value = getattr(self, name)
             if _is_int(value) or isinstance(value, float | np.floating):
                 value = float(value)
-                low_ok = value > 0 if name == "contrast" else value >= 0
+                low_ok = value > 0 if name in ("contrast", "lesion_size") else value >= 0
                 if low_ok and value <= 10:
                     object.__setattr__(self, name, value)
                     continue
-            bound = "(0, 10]" if name == "contrast" else "[0, 10]"
+            bound = "(0, 10]" if name in ("contrast", "lesion_size") else "[0, 10]"
             raise ValueError(f"{name} must be a number in {bound}, got {value!r}")
         object.__setattr__(self, "shape", shape)
         object.__setattr__(self, "spacing", spacing)
@@ -364,8 +366,9 @@ def write_dicom_series(
 
 SLICE_CLASSES = ("lesion", "no_lesion")
 DEFAULT_SLICE_PATIENTS = 20
-_SLICE_PHANTOM = {"shape": (128, 128, 32), "spacing": (2.25, 2.25, 9.0), "max_lesions": 6}
-_MIN_LESION_PIXELS = 12  # a slice is "lesion" from this many lesion pixels; 1..11 is skipped
+_SLICE_PHANTOM = {"shape": (128, 128, 32), "spacing": (2.25, 2.25, 9.0), "max_lesions": 4,
+                  "lesion_size": 1.6}
+_MIN_LESION_PIXELS = 40  # a slice is "lesion" from this many lesion pixels; 1..39 is skipped
 _MIN_ORGAN_PIXELS = 800  # slices with less organ than this (top, bottom of the scan) are skipped
 _PNG_WINDOW = (-160.0, 240.0)  # the DICOM files' WindowCenter 40 / WindowWidth 400
 
@@ -373,7 +376,7 @@ _PNG_WINDOW = (-160.0, 240.0)  # the DICOM files' WindowCenter 40 / WindowWidth 
 def write_phantom_slices(out: Path, *, size: int | None = None, seed: int = 0) -> str:
     """Write axial phantom slices as class folders for slice classification.
 
-    ``out/lesion/`` holds slices showing at least 12 pixels of a lesion, ``out/no_lesion/``
+    ``out/lesion/`` holds slices showing at least 40 pixels of a lesion, ``out/no_lesion/``
     slices with none (slices in between are ambiguous and skipped, as are those with little
     organ). Every one of ``size`` patients is one phantom (128x128 pixels of 2.25 mm, 32
     slices of 9 mm). Three patients in four are written as CT DICOM files (uint16 with
@@ -674,7 +677,8 @@ def _anatomy(
         if candidates.size == 0:
             candidates = np.flatnonzero(masks[host])
         seed_point = points.reshape(3, -1)[:, rng.choice(candidates)]
-        sizes = (rng.uniform(0.045, 0.10), rng.uniform(0.045, 0.10), rng.uniform(0.07, 0.15))
+        sizes = tuple(config.lesion_size * rng.uniform(low, high)
+                      for low, high in ((0.045, 0.10), (0.045, 0.10), (0.07, 0.15)))
         rotation = _rotation(*rng.uniform(0, 180, 3))
         blob = _blob(points, seed_point, sizes, rotation, lobes=0.1, phase=rng.uniform(0, 6))
         lesions[(blob < 1) & masks[host]] = len(hosts) + 1

@@ -39,6 +39,7 @@ from .volumes import (
 )
 
 NORMALIZATIONS = ("auto", "ct_window", "zscore")
+TASKS = ("segmentation", "classification")
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,10 @@ class SliceBatches(Batches):
 
 def load_splits(config: Config, *, batch_size: int) -> Splits:
     """Training and validation slices plus what the model and predict need to know."""
+    if choice(config, "data.task", TASKS) == "classification":
+        from . import classify_data
+
+        return classify_data.load_splits(config, batch_size=batch_size)
     root = Path(get(config, "data.dir"))
     cases = find_cases(root)
     cap = int(get(config, "data.max_cases"))
@@ -108,6 +113,10 @@ def load_splits(config: Config, *, batch_size: int) -> Splits:
 
 def load_eval(config: Config, path: Path, meta: dict[str, Any], *, batch_size: int) -> Batches:
     """Labelled volumes of another MSD folder, prepared exactly as in training."""
+    if meta.get("task") == "classification":
+        from . import classify_data
+
+        return classify_data.load_eval(config, path, meta, batch_size=batch_size)
     cases = find_cases(Path(path))
     volumes = _read_cases(cases, dataset_info(Path(path)))
     for _, label in volumes:
@@ -262,7 +271,8 @@ def _preprocessing(config: Config, images: list[Volume], class_names: list[str]
         if asked[2] == 0:
             spacing[2] *= min(factors)
     depth = int(get(config, "model.depth"))
-    return {"class_names": class_names, "num_classes": len(class_names), "normalize": mode,
+    return {"task": "segmentation", "class_names": class_names,
+            "num_classes": len(class_names), "normalize": mode,
             "ct_window": window, "spacing": [round(s, 4) for s in spacing],
             "multiple": 2 ** (depth - 1), "patch_size": int(get(config, "data.patch_size")),
             "channels": 1}

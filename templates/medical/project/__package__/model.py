@@ -21,6 +21,10 @@ NORMS = ("instance", "batch")
 
 def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
     """U-Net with ``model.depth`` resolution levels, ``model.width`` filters at the top."""
+    if meta.get("task") == "classification":
+        from . import classify_model
+
+        return classify_model.build_model(config, meta)
     width = int(get(config, "model.width"))
     depth = int(get(config, "model.depth"))
     norm = choice(config, "model.norm", NORMS)
@@ -60,6 +64,10 @@ def conv_block(x: Any, filters: int, norm: str, name: str) -> Any:
 
 def compile_args(config: Config, meta: dict[str, Any]) -> dict[str, Any]:
     """Dice + cross-entropy loss and the mean foreground Dice metric."""
+    if meta.get("task") == "classification":
+        from . import classify_model
+
+        return classify_model.compile_args(config, meta)
     classes = int(meta["num_classes"])
     return {"loss": DiceCrossEntropy(classes, dice_weight=float(get(config, "train.dice_weight"))),
             "metrics": [ForegroundDice(classes)]}

@@ -30,6 +30,10 @@ def run_prediction(run_path: Path, inputs: list[Path], out: Path | None) -> Path
     run = rundir.open_existing(run_path)
     config = load_config(run.config)
     meta = rundir.read_meta(run)
+    if meta.get("task") == "classification":
+        from . import classify_predict
+
+        return classify_predict.run_prediction(run_path, inputs, out)
     sources = expand(inputs)
     out = out or run.path / "predictions"
     out.mkdir(parents=True, exist_ok=True)

@@ -21,9 +21,18 @@ from .pipeline import Batches
 HEADLINE = "dice"  # mean foreground Dice over validation volumes
 
 
+def headline(meta: dict[str, Any]) -> str:
+    """The number train prints at the end: Dice (segmentation) or mean ROC-AUC (classification)."""
+    return "auc" if meta.get("task") == "classification" else HEADLINE
+
+
 def report(model: keras.Model, batches: Batches, meta: dict[str, Any], plots_dir: Path
            ) -> dict[str, Any]:
     """Mean and per-class Dice, IoU and 95th-percentile Hausdorff distance (mm); overlays."""
+    if meta.get("task") == "classification":
+        from . import classify_report
+
+        return classify_report.report(model, batches, meta, plots_dir)
     predicted = np.argmax(model.predict(batches, verbose=0), axis=-1).astype(np.uint8)
     truth = batches.targets
     ids = getattr(batches, "volume_ids", np.zeros(len(truth), dtype=int))

@@ -1,0 +1,122 @@
+"""Slice classifier: uint8 image -> on-device augmentation -> small CNN (or a backbone).
+
+The model takes the uint8 slices the pipeline yields, scales them to [0, 1] and
+augments them inside the compiled step (rotation/zoom/shift, then intensity:
+bias field, gamma, contrast, brightness, blur, noise). ``model.backbone`` is
+``cnn`` (a small VGG-style network that trains on a CPU in minutes) or a
+keras.applications architecture shared with the other image templates.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from .backbones import APPLICATIONS, application
+from .config import Config, get
+from .errors import ConfigError
+from .layers import IntensityAugment, RandomAffine2D, RandomFlips
+
+BACKBONES = ("cnn", *APPLICATIONS)
+FLIP_AXES = {"none": (), "x": (2,), "y": (1,), "xy": (1, 2)}  # image axes: (batch, y, x, c)
+
+
+def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
+    """Classifier for ``meta["image_shape"]`` uint8 slices into ``meta["num_classes"]``."""
+    backbone = str(get(config, "model.backbone"))
+    if backbone not in BACKBONES:
+        raise ConfigError(f"model.backbone must be one of {', '.join(BACKBONES)}, "
+                          f"got {backbone!r}")
+    seed = int(get(config, "runtime.seed"))
+    inputs = keras.Input(tuple(meta["image_shape"]), dtype="uint8", name="slice")
+    x = keras.layers.Rescaling(1.0 / 255.0, dtype="float32", name="to_unit_range")(inputs)
+    flip = str(get(config, "augment.flip"))
+    if flip not in FLIP_AXES:
+        raise ConfigError(f"augment.flip must be one of {', '.join(FLIP_AXES)}, got {flip!r}")
+    if FLIP_AXES[flip]:
+        x, _ = RandomFlips(FLIP_AXES[flip], seed=seed, name="flip")(x)
+    x = RandomAffine2D(float(get(config, "augment.rotate")), float(get(config, "augment.scale")),
+                       float(get(config, "augment.shift")),
+                       probability=float(get(config, "augment.spatial_prob")), seed=seed,
+                       name="rotate_zoom_shift")(x)
+    x = IntensityAugment(gamma=float(get(config, "augment.gamma")),
+                         contrast=float(get(config, "augment.contrast")),
+                         brightness=float(get(config, "augment.brightness")),
+                         bias_field=float(get(config, "augment.bias_field")),
+                         blur=float(get(config, "augment.blur")),
+                         noise=float(get(config, "augment.noise")), seed=seed + 1,
+                         name="intensity")(x)
+    if backbone == "cnn":
+        x = keras.layers.Rescaling(2.0, offset=-1.0, name="to_signed_range")(x)
+        features = small_cnn(x, int(get(config, "model.width")), int(get(config, "model.depth")))
+    else:
+        x = keras.layers.Activation("relu", name="clip_below_zero")(x)  # noise can go < 0
+        features = application(x, backbone, bool(get(config, "model.pretrained")))
+    features = keras.layers.Dropout(float(get(config, "model.dropout")), name="dropout")(features)
+    logits = keras.layers.Dense(int(meta["num_classes"]), name="logits")(features)
+    outputs = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
+    return keras.Model(inputs, outputs, name=f"slice_classifier_{backbone}")
+
+
+def small_cnn(x: Any, width: int, depth: int) -> Any:
+    """``depth`` blocks of two 3x3 conv + batch norm + ReLU, max-pooled; global average."""
+    if width < 1 or depth < 1:
+        raise ConfigError(f"model.width and model.depth must be >= 1, got {width}, {depth}")
+    for level in range(depth):
+        filters = min(width * 2**level, 256)
+        for index in (1, 2):
+            x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
+                                    name=f"block{level}_conv{index}")(x)
+            x = keras.layers.BatchNormalization(name=f"block{level}_norm{index}")(x)
+            x = keras.layers.ReLU(name=f"block{level}_relu{index}")(x)
+        x = keras.layers.MaxPooling2D(name=f"block{level}_pool")(x)
+    return keras.layers.GlobalAveragePooling2D(name="pool")(x)
+
+
+def compile_args(config: Config, meta: dict[str, Any]) -> dict[str, Any]:
+    """Cross-entropy (optionally label-smoothed); accuracy and one-vs-rest ROC-AUC."""
+    classes = int(meta["num_classes"])
+    smoothing = float(get(config, "train.label_smoothing"))
+    return {"loss": SmoothedSparseCrossEntropy(classes, smoothing),
+            "metrics": [keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+                        OneVsRestAUC(classes)]}
+
+
+@keras.saving.register_keras_serializable(package="medical")
+class SmoothedSparseCrossEntropy(keras.losses.Loss):
+    """Cross-entropy of integer labels with label smoothing (Keras' sparse loss has none)."""
+
+    def __init__(self, num_classes: int, smoothing: float = 0.0,
+                 name: str = "cross_entropy", **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
+        self.num_classes, self.smoothing = int(num_classes), float(smoothing)
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        target = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), self.num_classes)
+        target = target * (1.0 - self.smoothing) + self.smoothing / self.num_classes
+        log_p = ops.log(ops.clip(ops.cast(y_pred, "float32"), 1e-7, 1.0))
+        return -ops.sum(target * log_p, axis=-1)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "num_classes": self.num_classes,
+                "smoothing": self.smoothing}
+
+
+@keras.saving.register_keras_serializable(package="medical")
+class OneVsRestAUC(keras.metrics.AUC):
+    """Mean ROC-AUC over classes, each class against the rest, from integer labels."""
+
+    def __init__(self, num_classes: int, name: str = "auc", **kwargs: Any) -> None:
+        kwargs.pop("multi_label", None)
+        kwargs.pop("num_labels", None)
+        super().__init__(name=name, multi_label=True, num_labels=int(num_classes), **kwargs)
+        self.num_classes = int(num_classes)
+
+    def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> None:
+        onehot = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), self.num_classes)
+        super().update_state(onehot, ops.cast(y_pred, "float32"), sample_weight)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "num_classes": self.num_classes}

@@ -1,0 +1,81 @@
+"""Slice classification scores: accuracy, F1, and ROC-AUC per class (one vs rest); ROC plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+
+from . import plots
+from .classification import classification_scores
+from .pipeline import Batches
+
+
+def report(model: keras.Model, batches: Batches, meta: dict[str, Any], plots_dir: Path
+           ) -> dict[str, Any]:
+    """Accuracy, macro F1, per-class recall/F1 and AUC; confusion matrix and ROC curves."""
+    probabilities = np.asarray(model.predict(batches, verbose=0), dtype=np.float64)
+    true = np.asarray(batches.targets).astype(int)
+    names = list(meta["class_names"])
+    scores = classification_scores(true, probabilities.argmax(axis=1), names, plots_dir)
+    aucs = {name: roc_auc(true == index, probabilities[:, index])
+            for index, name in enumerate(names)}
+    present = [value for value in aucs.values() if value is not None]
+    roc_plot(true, probabilities, names, plots_dir / "roc.png")
+    return {"auc": float(np.mean(present)) if present else 0.0, **scores,
+            "per_class_auc": aucs}
+
+
+def roc_auc(positive: np.ndarray, score: np.ndarray) -> float | None:
+    """Area under the ROC curve (the Mann-Whitney U statistic, ties counted half).
+
+    None when only one of positives and negatives is present.
+    """
+    positive = np.asarray(positive, dtype=bool)
+    count_pos, count_neg = int(positive.sum()), int((~positive).sum())
+    if count_pos == 0 or count_neg == 0:
+        return None
+    order = np.argsort(score, kind="mergesort")
+    sorted_scores = np.asarray(score)[order]
+    ranks = np.empty(len(score), dtype=np.float64)
+    # average rank within runs of tied scores
+    starts = np.flatnonzero(np.r_[True, np.diff(sorted_scores) != 0])
+    ends = np.r_[starts[1:], len(score)]
+    for start, end in zip(starts, ends, strict=True):
+        ranks[order[start:end]] = (start + end + 1) / 2.0
+    rank_sum = float(ranks[positive].sum())
+    return (rank_sum - count_pos * (count_pos + 1) / 2.0) / (count_pos * count_neg)
+
+
+def roc_curve(positive: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(false positive rate, true positive rate) at every distinct threshold."""
+    order = np.argsort(-np.asarray(score), kind="mergesort")
+    hits = np.asarray(positive, dtype=bool)[order]
+    distinct = np.r_[np.flatnonzero(np.diff(np.asarray(score)[order]) != 0), len(hits) - 1]
+    tpr = np.r_[0.0, np.cumsum(hits)[distinct] / max(hits.sum(), 1)]
+    fpr = np.r_[0.0, np.cumsum(~hits)[distinct] / max((~hits).sum(), 1)]
+    return fpr, tpr
+
+
+def roc_plot(true: np.ndarray, probabilities: np.ndarray, names: list[str], out: Path
+             ) -> Path:
+    """One ROC curve per class (one vs rest), with its AUC in the legend."""
+    import matplotlib.pyplot as plt
+
+    fig, axis = plt.subplots(figsize=(5, 5))
+    for index, name in enumerate(names):
+        area = roc_auc(true == index, probabilities[:, index])
+        if area is None:
+            continue
+        fpr, tpr = roc_curve(true == index, probabilities[:, index])
+        axis.plot(fpr, tpr, label=f"{name} (AUC {area:.3f})")
+        if len(names) == 2:  # the other class's curve is the mirror image
+            break
+    axis.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    axis.set_xlabel("false positive rate")
+    axis.set_ylabel("true positive rate")
+    axis.set_title("ROC, one class vs the rest")
+    axis.legend(loc="lower right", fontsize=8)
+    return plots.save_figure(fig, out)
