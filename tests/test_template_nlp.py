@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -87,3 +90,137 @@ def test_missing_label_column_is_named(project: Path, tmp_path: Path) -> None:
                          "--set", f'data.dir="{data}"')
     assert result.returncode == 2
     assert "train.csv: no column 'text'" in last_line(result.stderr)
+
+
+# --------------------------------------------------------------------------- translation
+
+TINY = ("--set", "model.embedding_dim=64", "--set", "model.num_layers=1",
+        "--set", "model.num_heads=2", "--set", "model.intermediate_dim=128",
+        "--set", "train.batch_size=32", "--set", 'tokenizer.learner="python"')
+
+
+@pytest.fixture(scope="module")
+def translation_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate(tmp_path_factory.mktemp("nlp_tr"), "phrasebook", "nlp", task="translation")
+
+
+def test_translation_project_has_its_config_and_sample_pairs(translation_project: Path) -> None:
+    config = (translation_project / "config.toml").read_text(encoding="utf-8")
+    assert 'task = "translation"' in config and 'decoding = "beam"' in config
+    assert 'monitor = "val_loss"' in config and "label_column" not in config
+    with (translation_project / "data" / "val.tsv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle, delimiter="\t"))
+    assert len(rows) == 500 and set(rows[0]) == {"source", "target"}
+
+
+def test_translation_learns_on_tensorflow_and_translates(translation_project: Path,
+                                                         tmp_path: Path) -> None:
+    run = translation_project / "runs" / "tf"
+    result = train_ok(translation_project, run, *TINY, "--set", "data.max_rows=2000",
+                      "--set", "train.epochs=4", "--set", "train.learning_rate=0.003")
+    assert "validation bleu" in result.stdout
+    final = json.loads((run / "metrics.json").read_text())["final"]
+    # An untrained model scores 0 (no word 4-gram of the references); a learned one > 0.3.
+    assert final["bleu"] > 0.3 and final["decoding"] == "beam", final
+    lines = tmp_path / "english.txt"
+    lines.write_text("the dog saw a red ball\n\nmy cats do not eat the apples\n",
+                     encoding="utf-8")
+    out = tmp_path / "translations"
+    result = run_project(translation_project, "predict", "--run-dir", str(run),
+                         "a small fox finds the book in the park", str(lines), "--out", str(out))
+    assert result.returncode == 0, result.stderr[-2000:]
+    with (out / "translations.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["text"] for row in rows] == ["a small fox finds the book in the park",
+                                             "the dog saw a red ball",
+                                             "my cats do not eat the apples"]
+    assert all(row["translation"] and "[" not in row["translation"] for row in rows)
+    assert "(beam search)" in result.stdout
+
+
+def test_translation_trains_and_translates_on_jax(translation_project: Path) -> None:
+    run = translation_project / "runs" / "jax"
+    result = run_project(translation_project, "train", "--run-dir", str(run), *TINY,
+                         "--set", "data.max_rows=300", "--set", "train.epochs=1",
+                         "--set", 'predict.decoding="greedy"', backend="jax")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "backend jax" in result.stdout
+    assert 0.0 <= json.loads((run / "metrics.json").read_text())["final"]["bleu"] <= 1.0
+    result = run_project(translation_project, "predict", "--run-dir", str(run),
+                         "the horse wants my old hat", backend="jax")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "(greedy search) written" in result.stdout
+
+
+def test_translation_missing_target_column_is_named(translation_project: Path,
+                                                    tmp_path: Path) -> None:
+    (tmp_path / "pairs").mkdir()
+    (tmp_path / "pairs" / "train.csv").write_text("source,french\nhello,bonjour\n",
+                                                  encoding="utf-8")
+    result = run_project(translation_project, "train", "--run-dir", str(tmp_path / "r"),
+                         "--set", f'data.dir="{tmp_path / "pairs"}"')
+    assert result.returncode == 2
+    assert "train.csv: no column 'target'" in last_line(result.stderr)
+    assert "Traceback" not in result.stderr and not (tmp_path / "r" / "metrics.json").exists()
+
+
+# --------------------------------------------------------------------------- causal_lm
+
+@pytest.fixture(scope="module")
+def chat_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate(tmp_path_factory.mktemp("nlp_lm"), "shopbot", "nlp", task="causal_lm")
+
+
+def test_causal_lm_beats_unigram_on_tensorflow_and_chats(chat_project: Path,
+                                                         tmp_path: Path) -> None:
+    assert (chat_project / "data" / "train.txt").is_file()
+    run = chat_project / "runs" / "tf"
+    result = train_ok(chat_project, run, *TINY, "--set", "data.max_rows=800",
+                      "--set", "train.epochs=3", "--set", "train.learning_rate=0.003",
+                      "--set", 'predict.mode="chat"')
+    assert "validation perplexity" in result.stdout
+    final = json.loads((run / "metrics.json").read_text())["final"]
+    assert final["perplexity"] < final["unigram_perplexity"], final
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    chat = subprocess.run([sys.executable, "-m", chat_project.name, "predict", "--run-dir",
+                           str(run), "-", "--out", str(tmp_path / "chat")], cwd=chat_project,
+                          env=env, input="hi there\nwhere is my order 4821?\n\nthanks, bye\n",
+                          capture_output=True, text=True, timeout=600, check=False)
+    assert chat.returncode == 0, chat.stderr[-2000:]
+    transcript = (tmp_path / "chat" / "chat.txt").read_text(encoding="utf-8").splitlines()
+    assert transcript[0] == "user: hi there" and transcript[2] == "user: where is my order 4821?"
+    assert len(transcript) == 6 and all(line.startswith("assistant:") for line in transcript[1::2])
+    assert "3 turn(s)" in chat.stdout
+
+
+def test_causal_lm_trains_and_samples_on_jax(chat_project: Path) -> None:
+    run = chat_project / "runs" / "jax"
+    result = run_project(chat_project, "train", "--run-dir", str(run), *TINY,
+                         "--set", "data.max_rows=200", "--set", "train.epochs=1", backend="jax")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "backend jax" in result.stdout
+    result = run_project(chat_project, "predict", "--run-dir", str(run),
+                         "user: hello assistant:", backend="jax")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "1 sample(s) written" in result.stdout
+
+
+def test_causal_lm_non_utf8_corpus_is_named(chat_project: Path, tmp_path: Path) -> None:
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "train.txt").write_bytes("très bien\n".encode("latin-1"))
+    result = run_project(chat_project, "train", "--run-dir", str(tmp_path / "r"),
+                         "--set", f'data.dir="{tmp_path / "corpus"}"')
+    assert result.returncode == 2
+    assert "train.txt is not UTF-8" in last_line(result.stderr)
+
+
+@pytest.mark.parametrize("task", ["translation", "causal_lm"])
+def test_generated_project_unit_tests_pass(task: str, tmp_path: Path) -> None:
+    """The project's own tests for its task, less the training runs the tests above make."""
+    project = generate(tmp_path, f"own_{task}", "nlp", task=task)
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             "-k", "not training", "tests"], cwd=project, env=env,
+                            capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert " passed" in last_line(result.stdout) and " failed" not in last_line(result.stdout)
