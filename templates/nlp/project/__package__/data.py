@@ -210,15 +210,26 @@ def _as_text(value: Any) -> str:
     return str(value)
 
 
+def named_path(config: Config, split: str) -> Path | None:
+    """``data.<split>_file`` (relative to the working folder or ``data.dir``); None if unset."""
+    named = str(get(config, f"data.{split}_file"))
+    if not named:
+        return None
+    root = Path(get(config, "data.dir"))
+    path = Path(named) if Path(named).is_absolute() or Path(named).exists() else root / named
+    if not path.exists():
+        raise DataError(f"data.{split}_file {path} does not exist")
+    return path
+
+
 def find_file(config: Config, split: str, *, required: bool, columns: str = "") -> Path | None:
     """``data.<split>_file`` if set, else ``data.dir/<split>.{csv,jsonl,tsv}``."""
-    named = str(get(config, f"data.{split}_file"))
+    named = named_path(config, split)
     root = Path(get(config, "data.dir"))
-    if named:
-        path = Path(named) if Path(named).is_absolute() or Path(named).exists() else root / named
-        if not path.is_file():
-            raise DataError(f"data.{split}_file {path} does not exist")
-        return path
+    if named is not None:
+        if not named.is_file():
+            raise DataError(f"data.{split}_file {named} is not a file")
+        return named
     if not root.is_dir():
         raise DataError(f"data directory {root} does not exist (set data.dir in config.toml)")
     found = [root / f"{split}{suffix}" for suffix in SUFFIXES

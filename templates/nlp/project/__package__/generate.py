@@ -70,15 +70,22 @@ def _translate(net: Any, meta: dict[str, Any], named: tuple[list[str], list[str]
                         length_penalty=float(settings["length_penalty"]),
                         batch_size=int(settings["batch_size"]))
     translations = [detokenize(meta["target_vocabulary"], ids) for ids in decoded]
-    target = out / "translations.csv"
-    with target.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["source", "text", "translation"])
-        writer.writerows(zip(sources, texts, translations, strict=True))
-    for text, translation in list(zip(texts, translations, strict=True))[:SHOWN]:
-        print(f"{text}\n  -> {translation}")
+    target = _write_rows(out / "translations.csv", ["source", "text", "translation"],
+                         sources, texts, translations, shown="{1}\n  -> {2}")
     print(f"{len(texts)} translation(s) ({settings['decoding']} search) written to {target}")
     return out
+
+
+def _write_rows(target: Path, header: list[str], *columns: list[str], shown: str) -> Path:
+    """Write the columns as CSV; print the first rows with the ``shown`` format."""
+    rows = list(zip(*columns, strict=True))
+    with target.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    for row in rows[:SHOWN]:
+        print(shown.format(*row))
+    return target
 
 
 def _sampling(config: Config) -> dict[str, Any]:
@@ -106,13 +113,8 @@ def _sample(net: Any, config: Config, meta: dict[str, Any],
         rng = np.random.default_rng((int(get(config, "predict.seed")), index))
         new = sample(net, [START_ID, *ids], length, rng=rng, **settings)
         continuations.append(detokenize(meta["vocabulary"], new))
-    target = out / "samples.csv"
-    with target.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["source", "prompt", "continuation"])
-        writer.writerows(zip(sources, prompts, continuations, strict=True))
-    for prompt, continuation in list(zip(prompts, continuations, strict=True))[:SHOWN]:
-        print(f"{prompt} >>> {continuation}")
+    target = _write_rows(out / "samples.csv", ["source", "prompt", "continuation"],
+                         sources, prompts, continuations, shown="{1} >>> {2}")
     print(f"{len(prompts)} sample(s) written to {target}")
     return out
 

@@ -21,6 +21,7 @@ from .config import Config, get
 from .data import (
     SUFFIXES,
     learn_config_vocabulary,
+    named_path,
     read_texts,
     report_truncation,
     sequence_length,
@@ -105,13 +106,10 @@ def read_documents(paths: list[Path], text_column: str, *, limit: int = 0) -> li
 def find_corpus(config: Config, split: str, *, required: bool) -> list[Path]:
     """``data.<split>_file`` (a file or folder), else ``data.dir/<split>.txt``, a
     ``data.dir/<split>/`` folder of .txt files, or ``data.dir/<split>.{csv,jsonl,tsv}``."""
-    named = str(get(config, f"data.{split}_file"))
+    named = named_path(config, split)
+    if named is not None:
+        return _txt_files(named) if named.is_dir() else [named]
     root = Path(get(config, "data.dir"))
-    if named:
-        path = Path(named) if Path(named).is_absolute() or Path(named).exists() else root / named
-        if not path.exists():
-            raise DataError(f"data.{split}_file {path} does not exist")
-        return _txt_files(path) if path.is_dir() else [path]
     if not root.is_dir():
         raise DataError(f"data directory {root} does not exist (set data.dir in config.toml)")
     found = [root / f"{split}{suffix}" for suffix in (".txt", *SUFFIXES)

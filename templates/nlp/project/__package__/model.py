@@ -26,7 +26,12 @@ from .config import Config, choice, get
 from .errors import ConfigError
 
 # Imported here so rundir.load_model, which imports this module, registers their layers too.
-from .seq_models import build_language_model, build_translator, sequence_compile_args
+from .seq_models import (
+    attention_sizes,
+    build_language_model,
+    build_translator,
+    sequence_compile_args,
+)
 
 
 def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
@@ -42,12 +47,8 @@ def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
         return preset_model(config, meta)
     length = int(meta["sequence_length"])
     vocabulary_size = len(meta["vocabulary"])
-    width = int(get(config, "model.embedding_dim"))
-    heads = int(get(config, "model.num_heads"))
+    width, heads = attention_sizes(config)
     dropout = float(get(config, "model.dropout"))
-    if width % heads:
-        raise ConfigError(f"model.embedding_dim ({width}) must be a multiple of "
-                          f"model.num_heads ({heads})")
 
     ids = keras.Input((length,), dtype="int32", name="token_ids")
     features = []

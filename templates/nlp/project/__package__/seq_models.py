@@ -78,13 +78,19 @@ def _logits(x: Any, vocabulary_size: int) -> Any:
     return keras.layers.Activation("linear", dtype="float32", name="logits_float32")(x)
 
 
-def _sizes(config: Config) -> tuple[int, int, int, int, float]:
+def attention_sizes(config: Config) -> tuple[int, int]:
+    """``model.embedding_dim`` and ``model.num_heads``, checked to divide."""
     width = int(get(config, "model.embedding_dim"))
     heads = int(get(config, "model.num_heads"))
-    layers = int(get(config, "model.num_layers"))
     if width % heads:
         raise ConfigError(f"model.embedding_dim ({width}) must be a multiple of "
                           f"model.num_heads ({heads})")
+    return width, heads
+
+
+def _sizes(config: Config) -> tuple[int, int, int, int, float]:
+    width, heads = attention_sizes(config)
+    layers = int(get(config, "model.num_layers"))
     if layers < 1:
         raise ConfigError(f"model.num_layers must be at least 1 for this task; got {layers}")
     return width, heads, layers, int(get(config, "model.intermediate_dim")), \
