@@ -6,7 +6,8 @@
 
 Every volume is reoriented to RAS+, resampled to ``data.spacing``, normalised
 (CT window in Hounsfield units or per-volume z-score), padded to one in-plane
-size and cut into axial slices stored as float16. The split is made per volume,
+size and cut into axial slices stored as uint8 (``volumes.to_uint8``; the model
+maps them back to normalised units). The split is made per volume,
 never per slice, so no subject is seen in training and validation both.
 """
 
@@ -36,6 +37,7 @@ from .volumes import (
     normalize,
     resample_to,
     resampled_shape,
+    to_uint8,
 )
 
 NORMALIZATIONS = ("auto", "ct_window", "zscore")
@@ -279,10 +281,11 @@ def _preprocessing(config: Config, images: list[Volume], class_names: list[str]
 
 
 def prepare_image(image: Volume, meta: dict[str, Any]) -> np.ndarray:
-    """RAS+ image -> resampled to meta's spacing -> normalised float32 (x, y, z)."""
+    """RAS+ image -> resampled to meta's spacing -> normalised -> uint8 (x, y, z)."""
     shape = resampled_shape(image.data.shape, image.spacing, tuple(meta["spacing"]))
     data = resample_to(image.data, shape, order=1)
-    return normalize(data, meta["normalize"], tuple(meta["ct_window"]))
+    return to_uint8(normalize(data, meta["normalize"], tuple(meta["ct_window"])),
+                    meta["normalize"])
 
 
 def padded_shape(shape: tuple[int, ...], meta: dict[str, Any],
@@ -304,7 +307,7 @@ def pad_slices(volume: np.ndarray, size: tuple[int, int], value: float) -> np.nd
 
 def _slices(volumes: list[tuple[Volume, Volume]], meta: dict[str, Any]
             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Axial slices of every volume as (N, x, y, 1) float16, (N, x, y) uint8, volume index."""
+    """Axial slices of every volume as (N, x, y, 1) uint8, (N, x, y) uint8, volume index."""
     def prepare(pair: tuple[Volume, Volume]) -> tuple[np.ndarray, np.ndarray]:
         image = prepare_image(pair[0], meta)
         return image, resample_to(pair[1].data, image.shape, order=0)
@@ -315,8 +318,8 @@ def _slices(volumes: list[tuple[Volume, Volume]], meta: dict[str, Any]
     size = padded_shape(tuple(np.max([img.shape for img, _ in prepared], axis=0)), meta, size)
     images, labels, ids = [], [], []
     for index, (image, label) in enumerate(prepared):
-        images.append(pad_slices(image, size, float(image.min())).transpose(2, 0, 1))
+        images.append(pad_slices(image, size, int(image.min())).transpose(2, 0, 1))
         labels.append(pad_slices(label, size, 0).transpose(2, 0, 1))
         ids.append(np.full(image.shape[2], index))
-    return (np.concatenate(images)[..., None].astype(np.float16), np.concatenate(labels),
+    return (np.concatenate(images)[..., None], np.concatenate(labels),
             np.concatenate(ids))

@@ -1,5 +1,8 @@
 """A 2D U-Net for axial slices, Dice + cross-entropy loss and a foreground Dice metric.
 
+Flips and intensity augmentation are the model's first layers (training only),
+so they run inside the compiled step on the device.
+
 The network is fully convolutional (input ``(None, None, channels)``), so it
 trains on fixed-size slices or crops and predicts whole slices of any size that
 is a multiple of ``2 ** (model.depth - 1)``. Instance normalisation (the
@@ -14,23 +17,33 @@ from typing import Any
 import keras
 from keras import ops
 
+from . import classify_model
+from . import layers as _layers  # noqa: F401  registers the augmentation layers for load_model
 from .config import Config, choice, get
+from .layers import IntensityAugment, RandomFlips, UndoFlips
+from .volumes import INTENSITY_RANGES
 
 NORMS = ("instance", "batch")
+FLIP_AXES = {"none": (), "x": (1,), "y": (2,), "xy": (1, 2)}  # slices are (batch, x, y, c)
 
 
 def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
     """U-Net with ``model.depth`` resolution levels, ``model.width`` filters at the top."""
     if meta.get("task") == "classification":
-        from . import classify_model
-
         return classify_model.build_model(config, meta)
     width = int(get(config, "model.width"))
     depth = int(get(config, "model.depth"))
     norm = choice(config, "model.norm", NORMS)
     dropout = float(get(config, "model.dropout"))
-    inputs = keras.Input((None, None, int(meta["channels"])), name="slice")
-    x = keras.layers.Activation("linear", dtype="float32", name="to_float32")(inputs)
+    inputs = keras.Input((None, None, int(meta["channels"])), dtype="uint8", name="slice")
+    low, high = INTENSITY_RANGES[meta["normalize"]]
+    x = keras.layers.Rescaling((high - low) / 255.0, offset=low, dtype="float32",
+                               name="to_normalised_units")(inputs)
+    flips = FLIP_AXES[choice(config, "augment.flip", tuple(FLIP_AXES))]
+    seed = int(get(config, "runtime.seed"))
+    if flips:
+        x, flags = RandomFlips(flips, seed=seed, name="flip")(x)
+    x = intensity_augmentation(config, seed)(x)
     skips = []
     for level in range(depth):
         x = conv_block(x, min(width * 2**level, 320), norm, f"down{level}")
@@ -46,7 +59,20 @@ def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
         x = conv_block(x, filters, norm, f"up{level}")
     logits = keras.layers.Conv2D(int(meta["num_classes"]), 1, name="logits")(x)
     outputs = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
+    if flips:  # the network saw mirrored slices; its answer goes back onto the labels' grid
+        outputs = UndoFlips(flips, dtype="float32", name="unflip")([outputs, flags])
     return keras.Model(inputs, outputs, name="unet2d")
+
+
+def intensity_augmentation(config: Config, seed: int) -> IntensityAugment:
+    """The on-device intensity changes of ``[augment]`` (training only)."""
+    return IntensityAugment(
+        gamma=float(get(config, "augment.gamma")),
+        contrast=float(get(config, "augment.contrast")),
+        brightness=float(get(config, "augment.brightness")),
+        bias_field=float(get(config, "augment.bias_field")),
+        blur=float(get(config, "augment.blur")),
+        noise=float(get(config, "augment.noise")), seed=seed + 1, name="intensity")
 
 
 def conv_block(x: Any, filters: int, norm: str, name: str) -> Any:
@@ -65,8 +91,6 @@ def conv_block(x: Any, filters: int, norm: str, name: str) -> Any:
 def compile_args(config: Config, meta: dict[str, Any]) -> dict[str, Any]:
     """Dice + cross-entropy loss and the mean foreground Dice metric."""
     if meta.get("task") == "classification":
-        from . import classify_model
-
         return classify_model.compile_args(config, meta)
     classes = int(meta["num_classes"])
     return {"loss": DiceCrossEntropy(classes, dice_weight=float(get(config, "train.dice_weight"))),

@@ -65,8 +65,8 @@ def segment(net: keras.Model, volume: Volume, meta: dict[str, Any], batch_size: 
     """Label map (uint8) on the volume's own grid and axis order."""
     image = prepare_image(volume, meta)
     size = padded_shape(image.shape, meta)
-    slices = pad_slices(image, size, float(image.min())).transpose(2, 0, 1)[..., None]
-    probabilities = net.predict(slices.astype(np.float16), batch_size=batch_size, verbose=0)
+    slices = pad_slices(image, size, int(image.min())).transpose(2, 0, 1)[..., None]
+    probabilities = net.predict(slices, batch_size=batch_size, verbose=0)
     left = [(t - n) // 2 for n, t in zip(image.shape[:2], size, strict=True)]
     probabilities = probabilities[:, left[0]:left[0] + image.shape[0],
                                   left[1]:left[1] + image.shape[1]].transpose(1, 2, 0, 3)

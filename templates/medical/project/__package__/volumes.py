@@ -246,6 +246,18 @@ def detect_normalization(volume: Volume) -> str:
     return "ct_window" if low < -500 else "zscore"
 
 
+# Normalised intensities are stored as uint8 over these ranges (the model maps them back):
+# 2 HU steps in a 500 HU CT window, 0.04 standard deviations for z-scores.
+INTENSITY_RANGES = {"ct_window": (-1.0, 1.0), "zscore": (-5.0, 5.0)}
+
+
+def to_uint8(array: np.ndarray, mode: str) -> np.ndarray:
+    """Normalised intensities -> uint8 over ``INTENSITY_RANGES[mode]``."""
+    low, high = INTENSITY_RANGES[mode]
+    scaled = (np.clip(array, low, high) - low) * (255.0 / (high - low))
+    return np.rint(scaled).astype(np.uint8)
+
+
 def normalize(array: np.ndarray, mode: str, window: tuple[float, float]) -> np.ndarray:
     """Intensities to roughly [-1, 1] (CT window) or zero mean, unit std (z-score).
 
