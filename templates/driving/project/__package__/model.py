@@ -25,6 +25,7 @@ from .config import Config, choice, get
 from .errors import ConfigError
 
 BACKBONES = ("pilotnet", "unet", *APPLICATIONS)
+NORMS = ("batch", "group", "none")
 
 
 def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
@@ -52,7 +53,8 @@ def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
     for layer in augmentation_layers(config):
         x = layer(x)
     if backbone == "pilotnet":
-        x = pilotnet(x, float(get(config, "model.dropout")))
+        x = pilotnet(x, float(get(config, "model.dropout")),
+                     choice(config, "model.norm", NORMS))
     else:
         x = application(x, backbone, bool(get(config, "model.pretrained")))
         x = keras.layers.Dropout(float(get(config, "model.dropout")), name="head_dropout")(x)
@@ -81,10 +83,12 @@ def compile_args(config: Config, meta: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def pilotnet(x: Any, dropout: float) -> Any:
+def pilotnet(x: Any, dropout: float, norm: str = "batch") -> Any:
     """NVIDIA PilotNet: 5 convolutions (24-36-48 5x5 stride 2, 64-64 3x3) and 100-50-10 dense.
 
-    The input is normalised to [-1, 1] as in the paper. Needs frames of at least 61x61.
+    The input is normalised to [-1, 1] as in the paper. ``norm`` adds batch (or group)
+    normalisation after each convolution, which the paper predates: it converges several
+    times faster, which is what a 10-minute CPU budget needs. Needs frames of at least 61x61.
     """
     height, width = x.shape[1], x.shape[2]
     if height < 61 or width < 61:
@@ -93,8 +97,14 @@ def pilotnet(x: Any, dropout: float) -> Any:
     x = keras.layers.Rescaling(2.0, offset=-1.0, name="to_signed_range")(x)
     for index, (filters, size, stride) in enumerate(
             ((24, 5, 2), (36, 5, 2), (48, 5, 2), (64, 3, 1), (64, 3, 1))):
-        x = keras.layers.Conv2D(filters, size, strides=stride, activation="elu",
-                                name=f"conv{index + 1}")(x)
+        name = f"conv{index + 1}"
+        x = keras.layers.Conv2D(filters, size, strides=stride, use_bias=norm == "none",
+                                name=name)(x)
+        if norm == "batch":
+            x = keras.layers.BatchNormalization(momentum=0.9, name=f"{name}_bn")(x)
+        elif norm == "group":  # batch-size independent; 4 groups divide 24, 36, 48 and 64
+            x = keras.layers.GroupNormalization(groups=4, name=f"{name}_gn")(x)
+        x = keras.layers.Activation("elu", name=f"{name}_elu")(x)
     x = keras.layers.Flatten(name="flatten")(x)
     x = keras.layers.Dropout(dropout, name="dropout")(x)
     for units in (100, 50, 10):
