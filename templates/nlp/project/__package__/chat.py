@@ -1,9 +1,9 @@
 """A conversation kept in the language model's prompt, with the training data's turn markers.
 
 The prompt is ``[START] user: ... assistant: ... user: <message> assistant:`` and
-the model's continuation is the reply, cut where it starts the next ``user:`` turn
-(or at ``[END]``). When the conversation no longer fits the model's length with
-room for a reply, the oldest turns are dropped first.
+the model's continuation is the reply, cut where it starts a new turn (either
+marker) or at ``[END]``. When the conversation no longer fits the model's length
+with room for a reply, the oldest turns are dropped first.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ class Conversation:
         self.assistant = assistant
         self.reply_budget = reply_budget
         self.user_ids = tokenizer.encode(user)
+        self.assistant_ids = tokenizer.encode(assistant)
         self.turns: list[tuple[str, str]] = []
         self.dropped = 0  # turns no longer in the prompt
 
@@ -42,14 +43,21 @@ class Conversation:
         ids = [token for turn in history for token in turn] + current
         return [START_ID, *ids[-room:]]
 
+    def _marker_at_end(self, new: list[int]) -> list[int]:
+        for marker in (self.user_ids, self.assistant_ids):
+            if marker and new[-len(marker):] == marker:
+                return marker
+        return []
+
     def ends_reply(self, new: list[int]) -> bool:
-        """Whether the sampled ids have started the user's next turn."""
-        return bool(self.user_ids) and new[-len(self.user_ids):] == self.user_ids
+        """Whether the sampled ids have started a new turn (either marker)."""
+        return bool(self._marker_at_end(new))
 
     def add(self, message: str, new: list[int]) -> str:
-        """Record the turn; return the reply text (without a trailing user marker)."""
-        if self.ends_reply(new):
-            new = new[:-len(self.user_ids)]
+        """Record the turn; return the reply text (without a trailing turn marker)."""
+        marker = self._marker_at_end(new)
+        if marker:
+            new = new[:-len(marker)]
         reply = detokenize(self.vocabulary, new).strip()
         self.turns.append((message, reply))
         return reply
