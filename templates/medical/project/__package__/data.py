@@ -90,11 +90,14 @@ def load_splits(config: Config, *, batch_size: int) -> Splits:
     val = _read_cases(val_cases, dataset_info(Path(val_dir)) if val_dir else info)
     class_names = _class_names(config, info, [label for _, label in train + val])
     meta = _preprocessing(config, [image for image, _ in train], class_names)
+    meta.update(train_cases=[c.name for c in train_cases], val_cases=[c.name for c in val_cases])
+    if meta["dims"] == 3:
+        return _patch_splits(config, meta, _prepared(train, meta), _prepared(val, meta),
+                             batch_size)
 
     train_images, train_labels, _ = _slices(train, meta)
     meta["slice_shape"] = list(train_images.shape[1:3])
     val_images, val_labels, volume_ids = _slices(val, meta)
-    meta.update(train_cases=[c.name for c in train_cases], val_cases=[c.name for c in val_cases])
     meta["summary"] = (f"{len(train_cases)} training and {len(val_cases)} validation volumes, "
                        f"{len(class_names)} classes, {meta['normalize']}, spacing "
                        + "x".join(f"{s:.2g}" for s in meta["spacing"]) + " mm, slices "
@@ -123,6 +126,9 @@ def load_eval(config: Config, path: Path, meta: dict[str, Any], *, batch_size: i
     volumes = _read_cases(cases, dataset_info(Path(path)))
     for _, label in volumes:
         label_values(label, int(meta["num_classes"]), list(meta["class_names"]))
+    if int(meta.get("dims", 2)) == 3:
+        return _volume_batches(_prepared(volumes, meta), meta, [c.name for c in cases],
+                               batch_size)
     images, labels, volume_ids = _slices(volumes, meta)
     batches = Batches(images, labels, batch_size, training=False)
     batches.volume_ids = volume_ids  # type: ignore[attr-defined]
@@ -273,7 +279,18 @@ def _preprocessing(config: Config, images: list[Volume], class_names: list[str]
         if asked[2] == 0:
             spacing[2] *= min(factors)
     depth = int(get(config, "model.depth"))
-    return {"task": "segmentation", "class_names": class_names,
+    dims = int(get(config, "model.dims"))
+    if dims not in (2, 3):
+        raise ConfigError(f"model.dims must be 2 (slices) or 3 (patches), got {dims}")
+    patch = [int(v) for v in get(config, "data.patch_3d")]
+    if dims == 3 and (len(patch) != 3 or any(p < 2 ** (depth - 1) or p % 2 ** (depth - 1)
+                                             for p in patch)):
+        raise ConfigError(f"data.patch_3d must be 3 sides that are multiples of "
+                          f"2**(model.depth - 1) = {2 ** (depth - 1)}, got {patch}")
+    return {"task": "segmentation", "dims": dims, "patch_3d": patch,
+            "overlap": float(get(config, "predict.overlap")),
+            "blend": choice(config, "predict.blend", ("gaussian", "mean")),
+            "class_names": class_names,
             "num_classes": len(class_names), "normalize": mode,
             "ct_window": window, "spacing": [round(s, 4) for s in spacing],
             "multiple": 2 ** (depth - 1), "patch_size": int(get(config, "data.patch_size")),
@@ -305,15 +322,21 @@ def pad_slices(volume: np.ndarray, size: tuple[int, int], value: float) -> np.nd
     return np.pad(volume, pads, constant_values=value)
 
 
-def _slices(volumes: list[tuple[Volume, Volume]], meta: dict[str, Any]
-            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Axial slices of every volume as (N, x, y, 1) uint8, (N, x, y) uint8, volume index."""
+def _prepared(volumes: list[tuple[Volume, Volume]], meta: dict[str, Any]
+              ) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Every (image, label) resampled and normalised: uint8 (x, y, z) pairs."""
     def prepare(pair: tuple[Volume, Volume]) -> tuple[np.ndarray, np.ndarray]:
         image = prepare_image(pair[0], meta)
         return image, resample_to(pair[1].data, image.shape, order=0)
 
     with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-        prepared = list(pool.map(prepare, volumes))
+        return list(pool.map(prepare, volumes))
+
+
+def _slices(volumes: list[tuple[Volume, Volume]], meta: dict[str, Any]
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Axial slices of every volume as (N, x, y, 1) uint8, (N, x, y) uint8, volume index."""
+    prepared = _prepared(volumes, meta)
     size = tuple(int(n) for n in meta.get("slice_shape", (0, 0)))
     size = padded_shape(tuple(np.max([img.shape for img, _ in prepared], axis=0)), meta, size)
     images, labels, ids = [], [], []
@@ -323,3 +346,44 @@ def _slices(volumes: list[tuple[Volume, Volume]], meta: dict[str, Any]
         ids.append(np.full(image.shape[2], index))
     return (np.concatenate(images)[..., None], np.concatenate(labels),
             np.concatenate(ids))
+
+
+# ------------------------------------------------------------------------ 3D patches
+
+
+def _patch_splits(config: Config, meta: dict[str, Any],
+                  train: list[tuple[np.ndarray, np.ndarray]],
+                  val: list[tuple[np.ndarray, np.ndarray]], batch_size: int) -> Splits:
+    """Random foreground-aware patches for training; whole volumes (tiled) for validation."""
+    from .patches import training_batches
+
+    patch = tuple(meta["patch_3d"])
+    per_volume = int(get(config, "data.patches_per_volume"))
+    train_batches = training_batches(
+        [image for image, _ in train], [label for _, label in train], patch, per_volume,
+        float(get(config, "data.foreground_fraction")), batch_size,
+        int(get(config, "runtime.seed")))
+    meta["summary"] = (f"{len(train)} training and {len(val)} validation volumes, "
+                       f"{meta['num_classes']} classes, {meta['normalize']}, spacing "
+                       + "x".join(f"{s:.2g}" for s in meta["spacing"]) + " mm, 3D patches "
+                       + "x".join(map(str, patch)) + f", {per_volume} per volume and epoch")
+    return Splits(train_batches, _volume_batches(val, meta, meta["val_cases"], batch_size),
+                  meta)
+
+
+def _volume_batches(volumes: list[tuple[np.ndarray, np.ndarray]], meta: dict[str, Any],
+                    cases: list[str], batch_size: int) -> Batches:
+    """Non-overlapping patches tiling every volume (the val_dice metric during fit),
+    with the volumes themselves attached for the report's sliding-window scores."""
+    from .patches import tiles
+
+    patch = tuple(meta["patch_3d"])
+    images, labels = [], []
+    for image, label in volumes:
+        images.append(tiles(image, patch, int(image.min()))[0])
+        labels.append(tiles(label, patch, 0)[0])
+    batches = Batches(np.concatenate(images)[..., None], np.concatenate(labels),
+                      batch_size, training=False)
+    batches.volumes = volumes  # type: ignore[attr-defined]
+    batches.cases = cases  # type: ignore[attr-defined]
+    return batches

@@ -1,12 +1,12 @@
-"""A 2D U-Net for axial slices, Dice + cross-entropy loss and a foreground Dice metric.
+"""2D (slices) and 3D (patches) U-Nets, Dice + cross-entropy loss, a foreground Dice metric.
 
 Flips and intensity augmentation are the model's first layers (training only),
 so they run inside the compiled step on the device.
 
-The network is fully convolutional (input ``(None, None, channels)``), so it
-trains on fixed-size slices or crops and predicts whole slices of any size that
-is a multiple of ``2 ** (model.depth - 1)``. Instance normalisation (the
-default) normalises every feature map per slice, which makes the network less
+The network is fully convolutional (input ``(None, None[, None], channels)``), so
+it trains on fixed-size slices, crops or patches and predicts larger inputs whose
+sides are multiples of ``2 ** (model.depth - 1)``. Instance normalisation (the
+default) normalises every feature map per sample, which makes the network less
 sensitive to a new scanner's overall contrast than batch statistics would.
 """
 
@@ -20,48 +20,69 @@ from keras import ops
 from . import classify_model
 from . import layers as _layers  # noqa: F401  registers the augmentation layers for load_model
 from .config import Config, choice, get
+from .errors import ConfigError
 from .layers import IntensityAugment, RandomFlips, UndoFlips
 from .volumes import INTENSITY_RANGES
 
 NORMS = ("instance", "batch")
-FLIP_AXES = {"none": (), "x": (1,), "y": (2,), "xy": (1, 2)}  # slices are (batch, x, y, c)
+FLIPS = ("none", "x", "y", "xy", "z", "xz", "yz", "xyz")  # z only for model.dims = 3
+# Keras layers by number of spatial dimensions: conv, pooling, transposed conv, dropout.
+LAYERS = {2: (keras.layers.Conv2D, keras.layers.MaxPooling2D, keras.layers.Conv2DTranspose,
+              keras.layers.SpatialDropout2D),
+          3: (keras.layers.Conv3D, keras.layers.MaxPooling3D, keras.layers.Conv3DTranspose,
+              keras.layers.SpatialDropout3D)}
+
+
+def flip_axes(config: Config, dims: int) -> tuple[int, ...]:
+    """``augment.flip`` as tensor axes of (batch, x, y[, z], channels)."""
+    flip = choice(config, "augment.flip", FLIPS)
+    if "z" in flip and dims == 2:
+        raise ConfigError("augment.flip: z flips need model.dims = 3")
+    return tuple(1 + "xyz".index(axis) for axis in flip if axis in "xyz")
 
 
 def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
-    """U-Net with ``model.depth`` resolution levels, ``model.width`` filters at the top."""
+    """U-Net with ``model.depth`` resolution levels, ``model.width`` filters at the top.
+
+    2D (axial slices) or 3D (patches) by ``meta["dims"]``; fully convolutional, so
+    it trains on crops or patches and predicts larger inputs.
+    """
     if meta.get("task") == "classification":
         return classify_model.build_model(config, meta)
+    dims = int(meta.get("dims", 2))
+    conv, pool, up, spatial_dropout = LAYERS[dims]
     width = int(get(config, "model.width"))
     depth = int(get(config, "model.depth"))
     norm = choice(config, "model.norm", NORMS)
     dropout = float(get(config, "model.dropout"))
-    inputs = keras.Input((None, None, int(meta["channels"])), dtype="uint8", name="slice")
+    inputs = keras.Input((None,) * dims + (int(meta["channels"]),), dtype="uint8",
+                         name="patch" if dims == 3 else "slice")
     low, high = INTENSITY_RANGES[meta["normalize"]]
     x = keras.layers.Rescaling((high - low) / 255.0, offset=low, dtype="float32",
                                name="to_normalised_units")(inputs)
-    flips = FLIP_AXES[choice(config, "augment.flip", tuple(FLIP_AXES))]
+    flips = flip_axes(config, dims)
     seed = int(get(config, "runtime.seed"))
     if flips:
         x, flags = RandomFlips(flips, seed=seed, name="flip")(x)
     x = intensity_augmentation(config, seed)(x)
     skips = []
     for level in range(depth):
-        x = conv_block(x, min(width * 2**level, 320), norm, f"down{level}")
+        x = conv_block(x, min(width * 2**level, 320), norm, f"down{level}", conv)
         if level < depth - 1:
             skips.append(x)
-            x = keras.layers.MaxPooling2D(name=f"down{level}_pool")(x)
+            x = pool(name=f"down{level}_pool")(x)
     if dropout > 0:
-        x = keras.layers.SpatialDropout2D(dropout, name="bottleneck_dropout")(x)
+        x = spatial_dropout(dropout, name="bottleneck_dropout")(x)
     for level in reversed(range(depth - 1)):
         filters = min(width * 2**level, 320)
-        x = keras.layers.Conv2DTranspose(filters, 2, strides=2, name=f"up{level}_upsample")(x)
+        x = up(filters, 2, strides=2, name=f"up{level}_upsample")(x)
         x = keras.layers.Concatenate(name=f"up{level}_skip")([x, skips[level]])
-        x = conv_block(x, filters, norm, f"up{level}")
-    logits = keras.layers.Conv2D(int(meta["num_classes"]), 1, name="logits")(x)
+        x = conv_block(x, filters, norm, f"up{level}", conv)
+    logits = conv(int(meta["num_classes"]), 1, name="logits")(x)
     outputs = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
-    if flips:  # the network saw mirrored slices; its answer goes back onto the labels' grid
+    if flips:  # the network saw mirrored inputs; its answer goes back onto the labels' grid
         outputs = UndoFlips(flips, dtype="float32", name="unflip")([outputs, flags])
-    return keras.Model(inputs, outputs, name="unet2d")
+    return keras.Model(inputs, outputs, name=f"unet{dims}d")
 
 
 def intensity_augmentation(config: Config, seed: int) -> IntensityAugment:
@@ -75,11 +96,11 @@ def intensity_augmentation(config: Config, seed: int) -> IntensityAugment:
         noise=float(get(config, "augment.noise")), seed=seed + 1, name="intensity")
 
 
-def conv_block(x: Any, filters: int, norm: str, name: str) -> Any:
-    """Two 3x3 convolutions, each followed by normalisation and LeakyReLU."""
+def conv_block(x: Any, filters: int, norm: str, name: str,
+               conv: Any = keras.layers.Conv2D) -> Any:
+    """Two 3x3 (3x3x3) convolutions, each followed by normalisation and LeakyReLU."""
     for index in (1, 2):
-        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
-                                name=f"{name}_conv{index}")(x)
+        x = conv(filters, 3, padding="same", use_bias=False, name=f"{name}_conv{index}")(x)
         if norm == "instance":
             x = keras.layers.GroupNormalization(groups=filters, name=f"{name}_norm{index}")(x)
         else:

@@ -2,7 +2,8 @@
 
 Inputs are .nii/.nii.gz files, DICOM series folders, or folders holding either
 (``imagesTs/`` of an MSD data set, say). Each volume goes through the training
-preprocessing (RAS+, resampling, normalisation), is segmented slice by slice,
+preprocessing (RAS+, resampling, normalisation), is segmented slice by slice
+(2D) or by a sliding 3D window with ``predict.overlap`` and Gaussian blending (3D),
 and the class probabilities are resampled back onto the input's own voxel grid
 before the argmax, so ``OUT/<case>.nii.gz`` has the input's shape and affine.
 ``OUT/volumes.csv`` lists the volume of every class in millilitres.
@@ -22,6 +23,7 @@ from . import rundir
 from .config import get, load_config
 from .data import pad_slices, padded_shape, prepare_image
 from .errors import DataError
+from .patches import sliding_window
 from .volumes import NIFTI_SUFFIXES, Volume, case_name, is_nifti, load_volume, resample_to
 
 
@@ -64,12 +66,13 @@ def segment(net: keras.Model, volume: Volume, meta: dict[str, Any], batch_size: 
             ) -> np.ndarray:
     """Label map (uint8) on the volume's own grid and axis order."""
     image = prepare_image(volume, meta)
-    size = padded_shape(image.shape, meta)
-    slices = pad_slices(image, size, int(image.min())).transpose(2, 0, 1)[..., None]
-    probabilities = net.predict(slices, batch_size=batch_size, verbose=0)
-    left = [(t - n) // 2 for n, t in zip(image.shape[:2], size, strict=True)]
-    probabilities = probabilities[:, left[0]:left[0] + image.shape[0],
-                                  left[1]:left[1] + image.shape[1]].transpose(1, 2, 0, 3)
+    if int(meta.get("dims", 2)) == 3:
+        probabilities = sliding_window(
+            lambda x: net.predict(x, verbose=0), image, tuple(meta["patch_3d"]),
+            float(meta["overlap"]), str(meta["blend"]), batch_size=batch_size,
+            fill=int(image.min()))
+    else:
+        probabilities = _slice_probabilities(net, image, meta, batch_size)
     # Resample each class's probability to the input grid and keep the running argmax:
     # smoother edges than resampling labels, and one class in memory at a time.
     best = np.full(volume.data.shape, -1.0, dtype=np.float32)
@@ -79,6 +82,17 @@ def segment(net: keras.Model, volume: Volume, meta: dict[str, Any], batch_size: 
         better = resampled > best
         labels[better], best[better] = value, resampled[better]
     return volume.to_original(labels).astype(np.uint8)
+
+
+def _slice_probabilities(net: keras.Model, image: np.ndarray, meta: dict[str, Any],
+                         batch_size: int) -> np.ndarray:
+    """(x, y, z, classes) from the 2D network, one axial slice at a time."""
+    size = padded_shape(image.shape, meta)
+    slices = pad_slices(image, size, int(image.min())).transpose(2, 0, 1)[..., None]
+    probabilities = net.predict(slices, batch_size=batch_size, verbose=0)
+    left = [(t - n) // 2 for n, t in zip(image.shape[:2], size, strict=True)]
+    return probabilities[:, left[0]:left[0] + image.shape[0],
+                         left[1]:left[1] + image.shape[1]].transpose(1, 2, 0, 3)
 
 
 def write_mask(mask: np.ndarray, volume: Volume, target: Path) -> None:

@@ -1,9 +1,10 @@
 """Segmentation metrics per volume and class (Dice, IoU, HD95) and slice overlays.
 
-Slices are put back together into their volumes first, so every number is a 3D
-score of one subject on the training grid (``meta["spacing"]``), averaged over
-subjects. A class absent from both the truth and the prediction of a volume is
-left out of that volume's averages rather than counted as perfect.
+Slices (2D) are put back together into their volumes first, and 3D models predict whole
+volumes by the sliding window, so every number is a 3D score of one subject on the
+training grid (``meta["spacing"]``), averaged over subjects. A class absent from both
+the truth and the prediction of a volume is left out of that volume's averages rather
+than counted as perfect.
 """
 
 from __future__ import annotations
@@ -33,19 +34,14 @@ def report(model: keras.Model, batches: Batches, meta: dict[str, Any], plots_dir
         from . import classify_report
 
         return classify_report.report(model, batches, meta, plots_dir)
-    predicted = np.argmax(model.predict(batches, verbose=0), axis=-1).astype(np.uint8)
-    truth = batches.targets
-    ids = getattr(batches, "volume_ids", np.zeros(len(truth), dtype=int))
-    cases = list(getattr(batches, "cases", [f"volume_{i}" for i in np.unique(ids)]))
+    volumes = (predicted_volumes_3d(model, batches, meta) if int(meta.get("dims", 2)) == 3
+               else predicted_volumes_2d(model, batches))
     names = list(meta["class_names"])
     spacing = tuple(float(s) for s in meta["spacing"])
     scores: dict[str, dict[str, list[float]]] = {n: {"dice": [], "iou": [], "hd95_mm": []}
                                                  for n in names[1:]}
     per_volume = {}
-    for index in np.unique(ids):
-        # (z, x, y) stacks -> (x, y, z) volumes so distances use the right spacing
-        true_volume = truth[ids == index].transpose(1, 2, 0)
-        pred_volume = predicted[ids == index].transpose(1, 2, 0)
+    for case, _, true_volume, pred_volume in volumes:
         dices = []
         for value, name in enumerate(names[1:], start=1):
             result = class_scores(true_volume == value, pred_volume == value, spacing)
@@ -55,10 +51,10 @@ def report(model: keras.Model, batches: Batches, meta: dict[str, Any], plots_dir
                 if number is not None:
                     scores[name][key].append(number)
             dices.append(result["dice"])
-        per_volume[cases[int(index)]] = float(np.mean(dices)) if dices else None
+        per_volume[case] = float(np.mean(dices)) if dices else None
     per_class = {name: {key: (float(np.mean(v)) if v else None) for key, v in values.items()}
                  for name, values in scores.items()}
-    overlays(batches.inputs, truth, predicted, ids, cases, names, plots_dir / "overlays.png")
+    overlays(volumes, names, plots_dir / "overlays.png")
     return {
         "dice": _mean(c["dice"] for c in per_class.values()),
         "iou": _mean(c["iou"] for c in per_class.values()),
@@ -66,6 +62,37 @@ def report(model: keras.Model, batches: Batches, meta: dict[str, Any], plots_dir
         "per_class": per_class,
         "per_volume_dice": per_volume,
     }
+
+
+Scored = tuple[str, np.ndarray, np.ndarray, np.ndarray]  # case, image, truth, prediction
+
+
+def predicted_volumes_2d(model: keras.Model, batches: Batches) -> list[Scored]:
+    """Slices predicted, then stacked back into (x, y, z) volumes."""
+    predicted = np.argmax(model.predict(batches, verbose=0), axis=-1).astype(np.uint8)
+    truth = batches.targets
+    ids = getattr(batches, "volume_ids", np.zeros(len(truth), dtype=int))
+    cases = list(getattr(batches, "cases", [f"volume_{i}" for i in np.unique(ids)]))
+    # (z, x, y) stacks -> (x, y, z) volumes so distances use the right spacing
+    return [(cases[int(index)], batches.inputs[ids == index, ..., 0].transpose(1, 2, 0),
+             truth[ids == index].transpose(1, 2, 0),
+             predicted[ids == index].transpose(1, 2, 0)) for index in np.unique(ids)]
+
+
+def predicted_volumes_3d(model: keras.Model, batches: Batches, meta: dict[str, Any]
+                         ) -> list[Scored]:
+    """Whole volumes predicted by the sliding window, as ``predict`` does."""
+    from .patches import sliding_window
+
+    results = []
+    for case, (image, label) in zip(batches.cases, batches.volumes,  # type: ignore[attr-defined]
+                                    strict=True):
+        probabilities = sliding_window(
+            lambda x: model.predict(x, verbose=0), image, tuple(meta["patch_3d"]),
+            float(meta["overlap"]), str(meta["blend"]), batch_size=batches.batch_size,
+            fill=int(image.min()))
+        results.append((case, image, label, np.argmax(probabilities, -1).astype(np.uint8)))
+    return results
 
 
 def class_scores(true: np.ndarray, pred: np.ndarray, spacing: tuple[float, ...]
@@ -95,28 +122,28 @@ def hausdorff95(true: np.ndarray, pred: np.ndarray, spacing: tuple[float, ...]) 
                      np.percentile(to_pred[true_surface], 95)))
 
 
-def overlays(images: np.ndarray, truth: np.ndarray, predicted: np.ndarray, ids: np.ndarray,
-             cases: list[str], names: list[str], out: Path, count: int = 4) -> Path:
+def overlays(volumes: list[Scored], names: list[str], out: Path, count: int = 4) -> Path:
     """For up to ``count`` volumes, the slice with most foreground: image, truth, prediction."""
     import matplotlib.pyplot as plt
 
-    volumes = list(np.unique(ids))[:count]
-    fig, axes = plt.subplots(len(volumes), 3, figsize=(9, 3 * len(volumes)), squeeze=False)
+    shown_volumes = volumes[:count]
+    fig, axes = plt.subplots(len(shown_volumes), 3, figsize=(9, 3 * len(shown_volumes)),
+                             squeeze=False)
     colours = plt.get_cmap("tab10", max(len(names), 2))
-    for row, index in zip(axes, volumes, strict=True):
-        members = np.flatnonzero(ids == index)
-        best = members[np.argmax((truth[members] > 0).reshape(len(members), -1).sum(axis=1))]
+    for row, (case, image, truth, predicted) in zip(axes, shown_volumes, strict=True):
+        best = int(np.argmax((truth > 0).sum(axis=(0, 1))))
         # RAS+ (x, y) slice -> radiological view: patient's right on the left, anterior up
-        image = images[best, ..., 0].astype(np.float32).T[::-1, ::-1]
-        for axis, (mask, title) in zip(row, ((None, "image"), (truth[best], "truth"),
-                                             (predicted[best], "prediction")), strict=True):
-            axis.imshow(image, cmap="gray")
+        picture = image[:, :, best].astype(np.float32).T[::-1, ::-1]
+        for axis, (mask, title) in zip(row, ((None, "image"), (truth[:, :, best], "truth"),
+                                             (predicted[:, :, best], "prediction")),
+                                       strict=True):
+            axis.imshow(picture, cmap="gray")
             if mask is not None:
                 shown = mask.T[::-1, ::-1].astype(float)
                 axis.imshow(np.ma.masked_where(shown == 0, shown), cmap=colours,
                             vmin=0, vmax=max(len(names) - 1, 1), alpha=0.5,
                             interpolation="nearest")
-            axis.set_title(f"{cases[int(index)]}: {title}", fontsize=8)
+            axis.set_title(f"{case}: {title}", fontsize=8)
             axis.axis("off")
     return plots.save_figure(fig, out)
 
