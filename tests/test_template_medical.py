@@ -76,3 +76,75 @@ def test_label_that_does_not_match_its_image_is_named(project: Path, tmp_path: P
     assert "case_002.nii.gz" in last_line(result.stderr) and "shape" in last_line(result.stderr)
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "r" / "checkpoints" / "last.keras").exists()
+
+
+
+# Tiny 3D U-Net on 16x16x8 patches of the same coarsened phantoms.
+QUICK_3D = (*QUICK, "--set", "model.dims=3", "--set", "data.patch_3d=[16, 16, 8]",
+            "--set", "data.patches_per_volume=4", "--set", 'augment.flip="z"')
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_3d_patches_train_and_slide_over_whole_volumes(project: Path, backend: str) -> None:
+    run = project / "runs" / f"3d_{backend}"
+    result = run_project(project, "train", "--run-dir", str(run), *QUICK_3D, backend=backend)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "3D patches 16x16x8" in result.stdout
+    final = json.loads((run / "metrics.json").read_text())["final"]
+    assert 0.0 <= final["dice"] <= 1.0 and len(final["per_volume_dice"]) == 1
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["dims"] == 3 and meta["blend"] == "gaussian"
+    source = project / "data" / "imagesTr" / f"{meta['val_cases'][0]}.nii.gz"
+    result = run_project(project, "predict", "--run-dir", str(run), str(source),
+                         "--out", str(run / "masks"), backend=backend)
+    assert result.returncode == 0, result.stderr[-2000:]
+    image, mask = nib.load(source), nib.load(run / "masks" / source.name)
+    assert mask.shape == image.shape and np.allclose(mask.affine, image.affine)
+
+
+# ------------------------------------------------------------------ slice classification
+
+TINY_CLASSIFIER = ("--set", "train.epochs=1", "--set", "data.image_size=32", "--set",
+                   "model.width=4", "--set", "model.depth=2", "--set", "train.batch_size=16")
+
+
+@pytest.fixture(scope="module")
+def classifier(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate(tmp_path_factory.mktemp("medical_cls"), "slice_demo", "medical",
+                    task="classification")
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_classification_trains_and_predicts_probabilities(classifier: Path, backend: str
+                                                          ) -> None:
+    assert {p.name for p in (classifier / "data").iterdir()} == {"lesion", "no_lesion"}
+    run = classifier / "runs" / backend
+    result = run_project(classifier, "train", "--run-dir", str(run), *TINY_CLASSIFIER,
+                         backend=backend)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "validation auc" in result.stdout and "patients" in result.stdout
+    final = json.loads((run / "metrics.json").read_text())["final"]
+    assert 0.0 <= final["auc"] <= 1.0 and 0.0 <= final["accuracy"] <= 1.0
+    assert set(final["per_class_auc"]) == {"lesion", "no_lesion"}
+    assert (run / "plots" / "roc.png").stat().st_size > 1000
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["task"] == "classification" and meta["val_patients"] >= 1
+
+    inputs = classifier / "data" / "lesion"
+    result = run_project(classifier, "predict", "--run-dir", str(run), str(inputs),
+                         "--out", str(run / "pred"), backend=backend)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = (run / "pred" / "predictions.csv").read_text().splitlines()
+    assert lines[0] == "file,class,p_lesion,p_no_lesion"
+    assert len(lines) == 1 + len(list(inputs.iterdir()))
+
+
+def test_classification_names_a_corrupt_dicom(classifier: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(classifier / "data", data)
+    broken = sorted((data / "no_lesion").glob("*.dcm"))[0]
+    broken.write_bytes(broken.read_bytes()[:300])
+    result = run_project(classifier, "train", "--run-dir", str(tmp_path / "r"),
+                         "--set", f'data.dir="{data}"', *TINY_CLASSIFIER)
+    assert result.returncode == 2
+    assert broken.name in last_line(result.stderr) and "Traceback" not in result.stderr
