@@ -55,7 +55,10 @@ def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
         x = keras.layers.Activation("relu", name="clip_below_zero")(x)  # noise can go < 0
         features = application(x, backbone, bool(get(config, "model.pretrained")))
     features = keras.layers.Dropout(float(get(config, "model.dropout")), name="dropout")(features)
-    logits = keras.layers.Dense(int(meta["num_classes"]), name="logits")(features)
+    # zero-initialised: training starts from uniform probabilities, not from the large
+    # random logits that max-pooled features would give
+    logits = keras.layers.Dense(int(meta["num_classes"]), kernel_initializer="zeros",
+                                name="logits")(features)
     outputs = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
     return keras.Model(inputs, outputs, name=f"slice_classifier_{backbone}")
 
