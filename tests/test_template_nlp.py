@@ -99,6 +99,14 @@ TINY = ("--set", "model.embedding_dim=64", "--set", "model.num_layers=1",
         "--set", "train.batch_size=32", "--set", 'tokenizer.learner="python"')
 
 
+def own_tests(project: Path) -> subprocess.CompletedProcess[str]:
+    """The generated project's own tests (TensorFlow), as its user would run them."""
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "tests"], cwd=project, env=env, capture_output=True, text=True,
+                          timeout=900, check=False)
+
+
 @pytest.fixture(scope="module")
 def translation_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generate(tmp_path_factory.mktemp("nlp_tr"), "phrasebook", "nlp", task="translation")
@@ -113,43 +121,43 @@ def test_translation_project_has_its_config_and_sample_pairs(translation_project
     assert len(rows) == 500 and set(rows[0]) == {"source", "target"}
 
 
-def test_translation_learns_on_tensorflow_and_translates(translation_project: Path,
-                                                         tmp_path: Path) -> None:
-    run = translation_project / "runs" / "tf"
-    result = train_ok(translation_project, run, *TINY, "--set", "data.max_rows=2000",
-                      "--set", "train.epochs=4", "--set", "train.learning_rate=0.003")
-    assert "validation bleu" in result.stdout
-    final = json.loads((run / "metrics.json").read_text())["final"]
-    # An untrained model scores 0 (no word 4-gram of the references); a learned one > 0.3.
-    assert final["bleu"] > 0.3 and final["decoding"] == "beam", final
-    lines = tmp_path / "english.txt"
-    lines.write_text("the dog saw a red ball\n\nmy cats do not eat the apples\n",
-                     encoding="utf-8")
-    out = tmp_path / "translations"
-    result = run_project(translation_project, "predict", "--run-dir", str(run),
-                         "a small fox finds the book in the park", str(lines), "--out", str(out))
-    assert result.returncode == 0, result.stderr[-2000:]
-    with (out / "translations.csv").open(encoding="utf-8") as handle:
-        rows = list(csv.DictReader(handle))
-    assert [row["text"] for row in rows] == ["a small fox finds the book in the park",
-                                             "the dog saw a red ball",
-                                             "my cats do not eat the apples"]
-    assert all(row["translation"] and "[" not in row["translation"] for row in rows)
-    assert "(beam search)" in result.stdout
+def test_translation_project_tests_pass_learning_on_tensorflow(translation_project: Path
+                                                               ) -> None:
+    # They include BLEU against a hand-computed value, beam search beating greedy on a
+    # scripted model, bad input, and a short run that must reach validation BLEU > 0.3
+    # (an untrained model scores 0) before it translates raw text and a .txt file.
+    result = own_tests(translation_project)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert " passed" in last_line(result.stdout) and "skipped" not in last_line(result.stdout)
 
 
-def test_translation_trains_and_translates_on_jax(translation_project: Path) -> None:
+def test_translation_trains_and_translates_on_jax(translation_project: Path,
+                                                  tmp_path: Path) -> None:
     run = translation_project / "runs" / "jax"
     result = run_project(translation_project, "train", "--run-dir", str(run), *TINY,
                          "--set", "data.max_rows=300", "--set", "train.epochs=1",
-                         "--set", 'predict.decoding="greedy"', backend="jax")
+                         "--set", "predict.beam_width=2", backend="jax")
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "backend jax" in result.stdout
+    assert "backend jax" in result.stdout and "validation bleu" in result.stdout
     assert 0.0 <= json.loads((run / "metrics.json").read_text())["final"]["bleu"] <= 1.0
+    lines = tmp_path / "english.txt"
+    lines.write_text("the dog saw a red ball\n\nmy cats do not eat the apples\n",
+                     encoding="utf-8")
+    table = tmp_path / "more.csv"
+    table.write_text("source,note\nthe horse wants my old hat,x\n", encoding="utf-8")
+    out = tmp_path / "translations"
     result = run_project(translation_project, "predict", "--run-dir", str(run),
-                         "the horse wants my old hat", backend="jax")
+                         "a small fox finds the book", str(lines), str(table), "--out", str(out),
+                         backend="jax")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert "(greedy search) written" in result.stdout
+    with (out / "translations.csv").open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["text"] for row in rows] == ["a small fox finds the book",
+                                             "the dog saw a red ball",
+                                             "my cats do not eat the apples",
+                                             "the horse wants my old hat"]
+    assert not any("[" in row["translation"] for row in rows)
+    assert "4 translation(s) (beam search) written" in result.stdout
 
 
 def test_translation_missing_target_column_is_named(translation_project: Path,
@@ -171,17 +179,25 @@ def chat_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generate(tmp_path_factory.mktemp("nlp_lm"), "shopbot", "nlp", task="causal_lm")
 
 
-def test_causal_lm_beats_unigram_on_tensorflow_and_chats(chat_project: Path,
-                                                         tmp_path: Path) -> None:
+def test_causal_lm_project_tests_pass_learning_on_tensorflow(chat_project: Path) -> None:
+    # They include causality of the model, chat truncation, top-k sampling, bad corpora, and
+    # a short run whose validation perplexity must fall below the unigram model's.
     assert (chat_project / "data" / "train.txt").is_file()
-    run = chat_project / "runs" / "tf"
-    result = train_ok(chat_project, run, *TINY, "--set", "data.max_rows=800",
-                      "--set", "train.epochs=3", "--set", "train.learning_rate=0.003",
-                      "--set", 'predict.mode="chat"')
-    assert "validation perplexity" in result.stdout
+    result = own_tests(chat_project)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert " passed" in last_line(result.stdout) and "skipped" not in last_line(result.stdout)
+
+
+def test_causal_lm_trains_and_chats_on_jax(chat_project: Path, tmp_path: Path) -> None:
+    run = chat_project / "runs" / "jax"
+    result = run_project(chat_project, "train", "--run-dir", str(run), *TINY,
+                         "--set", "data.max_rows=200", "--set", "train.epochs=1",
+                         "--set", 'predict.mode="chat"', backend="jax")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "backend jax" in result.stdout and "validation perplexity" in result.stdout
     final = json.loads((run / "metrics.json").read_text())["final"]
-    assert final["perplexity"] < final["unigram_perplexity"], final
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    assert final["perplexity"] > 1.0 and final["unigram_perplexity"] > 1.0
+    env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"}
     chat = subprocess.run([sys.executable, "-m", chat_project.name, "predict", "--run-dir",
                            str(run), "-", "--out", str(tmp_path / "chat")], cwd=chat_project,
                           env=env, input="hi there\nwhere is my order 4821?\n\nthanks, bye\n",
@@ -193,18 +209,6 @@ def test_causal_lm_beats_unigram_on_tensorflow_and_chats(chat_project: Path,
     assert "3 turn(s)" in chat.stdout
 
 
-def test_causal_lm_trains_and_samples_on_jax(chat_project: Path) -> None:
-    run = chat_project / "runs" / "jax"
-    result = run_project(chat_project, "train", "--run-dir", str(run), *TINY,
-                         "--set", "data.max_rows=200", "--set", "train.epochs=1", backend="jax")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "backend jax" in result.stdout
-    result = run_project(chat_project, "predict", "--run-dir", str(run),
-                         "user: hello assistant:", backend="jax")
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "1 sample(s) written" in result.stdout
-
-
 def test_causal_lm_non_utf8_corpus_is_named(chat_project: Path, tmp_path: Path) -> None:
     (tmp_path / "corpus").mkdir()
     (tmp_path / "corpus" / "train.txt").write_bytes("très bien\n".encode("latin-1"))
@@ -212,15 +216,3 @@ def test_causal_lm_non_utf8_corpus_is_named(chat_project: Path, tmp_path: Path) 
                          "--set", f'data.dir="{tmp_path / "corpus"}"')
     assert result.returncode == 2
     assert "train.txt is not UTF-8" in last_line(result.stderr)
-
-
-@pytest.mark.parametrize("task", ["translation", "causal_lm"])
-def test_generated_project_unit_tests_pass(task: str, tmp_path: Path) -> None:
-    """The project's own tests for its task, less the training runs the tests above make."""
-    project = generate(tmp_path, f"own_{task}", "nlp", task=task)
-    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                             "-k", "not training", "tests"], cwd=project, env=env,
-                            capture_output=True, text=True, timeout=600, check=False)
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert " passed" in last_line(result.stdout) and " failed" not in last_line(result.stdout)
