@@ -31,11 +31,22 @@ TASKS = ("classification", "translation", "causal_lm")
 csv.field_size_limit(2**24)  # long documents in one cell are fine
 
 
+# A key only each task's config.toml has: the config was generated for that task.
+TASK_KEYS = {"classification": "label_column", "translation": "source_column",
+             "causal_lm": "text_column"}
+
+
 def task_of(config_or_meta: dict[str, Any]) -> str:
     """The task of a config (``data.task``) or of a run's meta (``task``)."""
-    if "data" in config_or_meta:
-        return choice(config_or_meta, "data.task", TASKS)
-    return str(config_or_meta.get("task", "classification"))
+    if "data" not in config_or_meta:
+        return str(config_or_meta.get("task", "classification"))
+    task = choice(config_or_meta, "data.task", TASKS)
+    data_section = config_or_meta["data"]
+    if TASK_KEYS[task] not in data_section or (task == "causal_lm"
+                                               and "label_column" in data_section):
+        raise ConfigError(f"data.task = {task!r} needs that task's config.toml; generate "
+                          f"one with: appgen new NAME -t nlp --task {task}")
+    return task
 
 
 def load_splits(config: Config, *, batch_size: int) -> Splits:
