@@ -166,14 +166,11 @@ def split_by_group(groups: list[str], labels: np.ndarray, fraction: float, seed:
                         "data.group_by = \"file\" if the slices are independent)")
     member = np.array([names.index(g) for g in groups])
     sizes = np.bincount(member, minlength=len(names))
-    best: tuple[np.ndarray, np.ndarray] | None = None
     for attempt in range(20):
         order = np.random.default_rng((seed, attempt)).permutation(len(names))
         held = np.cumsum(sizes[order]) <= max(fraction * len(groups), sizes[order[0]])
         held[0], held[-1] = True, False  # at least one patient on each side
         in_val = np.isin(member, order[held])
-        best = (np.flatnonzero(~in_val), np.flatnonzero(in_val))
         if len(np.unique(labels[in_val])) == len(np.unique(labels)):
-            break
-    assert best is not None
-    return best
+            break  # otherwise keep the last draw: some class has too few patients
+    return np.flatnonzero(~in_val), np.flatnonzero(in_val)

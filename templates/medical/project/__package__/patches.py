@@ -63,8 +63,7 @@ def training_batches(images: list[np.ndarray], labels: list[np.ndarray],
     """``per_volume`` random patches of every volume per epoch."""
     draws = np.arange(len(images) * max(1, per_volume))
     sampler = PatchSampler(images, labels, patch, foreground_fraction)
-    batches = Batches(draws, draws, batch_size, training=True, seed=seed, transform=sampler)
-    return batches
+    return Batches(draws, draws, batch_size, training=True, seed=seed, transform=sampler)
 
 
 def tiles(volume: np.ndarray, patch: tuple[int, int, int], fill: int
@@ -122,19 +121,18 @@ def sliding_window(predict: Callable[[np.ndarray], Any], volume: np.ndarray,
     volume = pad_to(volume, patch, fill)
     corners = list(product(*(window_starts(n, p, overlap)
                              for n, p in zip(volume.shape[:3], patch, strict=True))))
-    weights = blend_weights(patch, blend)
-    total: np.ndarray | None = None
-    norm = np.zeros(volume.shape[:3], np.float32)
-    for first in range(0, len(corners), batch_size):
-        group = corners[first:first + batch_size]
-        windows = [tuple(slice(c, c + p) for c, p in zip(corner, patch, strict=True))
-                   for corner in group]
-        predicted = np.asarray(predict(np.stack([volume[w] for w in windows])), np.float32)
-        if total is None:
+    weights = blend_weights(patch, blend)[..., None]
+    windows = [tuple(slice(c, c + p) for c, p in zip(corner, patch, strict=True))
+               for corner in corners]
+    total = np.zeros((), np.float32)  # becomes (x, y, z, classes) with the first batch
+    norm = np.zeros(volume.shape[:3] + (1,), np.float32)
+    for first in range(0, len(windows), batch_size):
+        group = windows[first:first + batch_size]
+        predicted = np.asarray(predict(np.stack([volume[w] for w in group])), np.float32)
+        if total.ndim == 0:
             total = np.zeros(volume.shape[:3] + predicted.shape[-1:], np.float32)
-        for window, values in zip(windows, predicted, strict=True):
-            total[window] += values * weights[..., None]
+        for window, values in zip(group, predicted, strict=True):
+            total[window] += values * weights
             norm[window] += weights
-    assert total is not None  # at least one window always exists
-    result = total / norm[..., None]
+    result = total / norm
     return result[: original[0], : original[1], : original[2]]
