@@ -107,6 +107,15 @@ def own_tests(project: Path) -> subprocess.CompletedProcess[str]:
                           timeout=900, check=False)
 
 
+def train_on_jax(project: Path, run: Path, *overrides: str, headline: str) -> None:
+    """One epoch of a tiny model on JAX through the CLI; it must end with its headline."""
+    sets = [part for item in overrides for part in ("--set", item)]
+    result = run_project(project, "train", "--run-dir", str(run), *TINY, "--set",
+                         "train.epochs=1", *sets, backend="jax")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "backend jax" in result.stdout and headline in result.stdout
+
+
 @pytest.fixture(scope="module")
 def translation_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generate(tmp_path_factory.mktemp("nlp_tr"), "phrasebook", "nlp", task="translation")
@@ -134,11 +143,8 @@ def test_translation_project_tests_pass_learning_on_tensorflow(translation_proje
 def test_translation_trains_and_translates_on_jax(translation_project: Path,
                                                   tmp_path: Path) -> None:
     run = translation_project / "runs" / "jax"
-    result = run_project(translation_project, "train", "--run-dir", str(run), *TINY,
-                         "--set", "data.max_rows=300", "--set", "train.epochs=1",
-                         "--set", "predict.beam_width=2", backend="jax")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "backend jax" in result.stdout and "validation bleu" in result.stdout
+    train_on_jax(translation_project, run, "data.max_rows=300", "predict.beam_width=2",
+                 headline="validation bleu")
     assert 0.0 <= json.loads((run / "metrics.json").read_text())["final"]["bleu"] <= 1.0
     lines = tmp_path / "english.txt"
     lines.write_text("the dog saw a red ball\n\nmy cats do not eat the apples\n",
@@ -190,11 +196,8 @@ def test_causal_lm_project_tests_pass_learning_on_tensorflow(chat_project: Path)
 
 def test_causal_lm_trains_and_chats_on_jax(chat_project: Path, tmp_path: Path) -> None:
     run = chat_project / "runs" / "jax"
-    result = run_project(chat_project, "train", "--run-dir", str(run), *TINY,
-                         "--set", "data.max_rows=200", "--set", "train.epochs=1",
-                         "--set", 'predict.mode="chat"', backend="jax")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "backend jax" in result.stdout and "validation perplexity" in result.stdout
+    train_on_jax(chat_project, run, "data.max_rows=200", 'predict.mode="chat"',
+                 headline="validation perplexity")
     final = json.loads((run / "metrics.json").read_text())["final"]
     assert final["perplexity"] > 1.0 and final["unigram_perplexity"] > 1.0
     env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"}
