@@ -380,8 +380,9 @@ def write_phantom_slices(out: Path, *, size: int | None = None, seed: int = 0) -
     slices with none (slices in between are ambiguous and skipped, as are those with little
     organ). Every one of ``size`` patients is one phantom (128x128 pixels of 2.25 mm, 32
     slices of 9 mm). Three patients in four are written as CT DICOM files (uint16 with
-    RescaleIntercept -1024, PatientID ``Pnnn``, WindowCenter/Width 40/400); every fourth
-    as 8-bit PNG windowed like the DICOM files. File names are ``Pnnn_sliceKK.{dcm,png}``,
+    RescaleIntercept -1024, PatientID ``S<seed>P<nnn>``, WindowCenter/Width 40/400); every
+    fourth as 8-bit PNG windowed like the DICOM files. File names are
+    ``S<seed>P<nnn>_slice<kk>.{dcm,png}``,
     so a reader can keep a patient's slices on one side of a split.
 
     Args:
@@ -409,7 +410,7 @@ def write_phantom_slices(out: Path, *, size: int | None = None, seed: int = 0) -
             (tmp / name).mkdir()
         for index in range(size):
             case = generate_phantom(index, seed=seed, config=config)
-            patient = f"P{index:03d}"
+            patient = f"S{seed}P{index:03d}"  # unique across seeds: sets can be combined
             uids = tuple(generate_uid(entropy_srcs=[kind, str(seed), patient])
                          for kind in ("study", "series", "frame"))
             origin = -case.affine[:3, 3] * [1, 1, -1]  # RAS -> LPS

@@ -293,7 +293,8 @@ def test_phantom_slices_are_labelled_dicom_and_png_class_folders(tmp_path: Path)
     for name, paths in files.items():
         for path in paths:
             patient, slice_number = path.stem.split("_slice")
-            case = cases[int(patient[1:])]
+            assert patient.startswith("S2P")  # the seed is part of the patient id
+            case = cases[int(patient[3:])]
             k = int(slice_number)
             pixels = int((case.label[:, :, k] == lesion).sum())
             assert (pixels >= 40) if name == "lesion" else pixels == 0, path
