@@ -237,6 +237,8 @@ def forward_flops(layer: Any) -> int:
 
 def _row(result: dict[str, Any]) -> str:
     mfu = f"{result['mfu']:.1%}" if result["mfu"] is not None else "n/a (CPU)"
+    tokens = f" ({result['tokens_per_s']:,.0f} tokens/s)" if "tokens_per_s" in result else ""
     return (f"{result['precision']:>15} XLA {'on ' if result['jit_compile'] else 'off'} "
-            f"{result['samples_per_s']:>12,.1f} samples/s  {result['step_ms']:>9.2f} ms/step  "
+            f"{result['samples_per_s']:>12,.1f} samples/s{tokens}  "
+            f"{result['step_ms']:>9.2f} ms/step  "
             f"compile {result['compile_s']:>6.1f} s  MFU {mfu}")
