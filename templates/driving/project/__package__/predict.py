@@ -172,7 +172,8 @@ class Predictor:
         with Image.open(path) as img:
             original = np.asarray(img.convert("RGB"))
         target.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(self.annotate(original, output)).save(target)
+        # compress_level 1: default PNG compression made writing the frames most of the loop
+        Image.fromarray(self.annotate(original, output)).save(target, compress_level=1)
 
 
 def draw_steering_arc(picture: np.ndarray, steering: float) -> None:
