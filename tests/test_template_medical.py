@@ -129,6 +129,10 @@ def test_classification_trains_and_predicts_probabilities(classifier: Path, back
     assert (run / "plots" / "roc.png").stat().st_size > 1000
     meta = json.loads((run / "meta.json").read_text())
     assert meta["task"] == "classification" and meta["val_patients"] >= 1
+    # per-patient split: the two sides' patient counts add up to all patients, so none is shared
+    patients = {p.name.split("_")[0] for p in (classifier / "data").rglob("*_slice*")}
+    assert meta["train_patients"] + meta["val_patients"] == len(patients) == 20
+    assert set(meta["val_groups"]) < patients
 
     inputs = classifier / "data" / "lesion"
     result = run_project(classifier, "predict", "--run-dir", str(run), str(inputs),
