@@ -21,13 +21,7 @@ from . import data, model, rundir, strategy
 from .config import Config, get, load_config
 from .errors import ConfigError
 from .latency import format_latency, latency
-
-# Dense peak FLOP/s per device name fragment: (half precision, TF32/float32).
-PEAK_FLOPS = {
-    "H200": (989e12, 494e12), "H100": (989e12, 494e12), "A100": (312e12, 156e12),
-    "L40S": (362e12, 183e12), "L4": (121e12, 60e12), "A10": (125e12, 62e12),
-    "V100": (125e12, 15.7e12), "T4": (65e12, 8.1e12),
-}
+from .measures import forward_flops, peak_flops, pipeline_throughput
 
 
 class _StepClock(keras.callbacks.Callback):
@@ -176,63 +170,6 @@ def measure_inference(config: Config, plan: strategy.Plan, splits: Any,
             **latency(net, splits.val[0][0], calls=int(get(config, "bench.latency_calls")),
                       warmup=int(get(config, "bench.latency_warmup")),
                       large_batch=int(get(config, "bench.latency_batch")))}
-
-
-def pipeline_throughput(batches: Any, count: int) -> float:
-    """Samples/s of the input pipeline alone (what the device could be fed)."""
-    started = time.perf_counter()
-    samples = 0
-    for index in range(count):
-        batch = batches[index % len(batches)]  # (inputs, targets[, sample_weights])
-        samples += len(batch[1])
-    return round(samples / (time.perf_counter() - started), 1)
-
-
-def peak_flops(device_summary: str, precision: str) -> float | None:
-    """Dense peak FLOP/s of the device for ``precision``; None when unknown (CPU)."""
-    for fragment, (half, single) in PEAK_FLOPS.items():
-        if fragment in device_summary:
-            return half if precision.startswith("mixed") else single
-    return None
-
-
-def forward_flops(layer: Any) -> int:
-    """Multiply-adds x 2 of one forward pass per sample, counted from layer shapes.
-
-    Counts convolutions, dense and einsum-dense layers, where nearly all the
-    work of CNNs, MLPs and Transformers is. Attention score products (a few
-    percent at sequence 128) are not counted, so MFU errs low. Recurses into
-    nested models.
-    """
-    total = 0
-    for sub in getattr(layer, "layers", []) or []:
-        total += forward_flops(sub)
-    if getattr(layer, "layers", None):
-        return total
-    kernel = getattr(layer, "kernel", None)
-    try:
-        out_shape = layer.output.shape
-    except (AttributeError, ValueError):
-        return 0
-    if kernel is None or out_shape is None:
-        return 0
-    kernel_size = int(np.prod(kernel.shape))
-    name = type(layer).__name__
-    if name.startswith(("Conv", "DepthwiseConv", "SeparableConv")) and "Transpose" not in name:
-        return 2 * int(np.prod(out_shape[1:-1])) * kernel_size
-    if name in ("Dense", "EinsumDense"):
-        # The kernel's trailing dims that reappear in the output are produced per
-        # position; the rest are contracted over.
-        shared = 0
-        while (shared < min(len(kernel.shape), len(out_shape) - 1)
-               and kernel.shape[-1 - shared] == out_shape[-1 - shared]):
-            shared += 1
-        contracted = kernel_size // max(1, int(np.prod(kernel.shape[len(kernel.shape) - shared:])))
-        return 2 * int(np.prod(out_shape[1:])) * contracted
-    if "Transpose" in name:
-        positions = int(np.prod(layer.input.shape[1:-1]))
-        return 2 * positions * kernel_size
-    return 0
 
 
 def _row(result: dict[str, Any]) -> str:
