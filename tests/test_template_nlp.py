@@ -196,13 +196,13 @@ def test_causal_lm_project_tests_pass_learning_on_tensorflow(chat_project: Path)
 
 def test_causal_lm_trains_and_chats_on_jax(chat_project: Path, tmp_path: Path) -> None:
     run = chat_project / "runs" / "jax"
-    train_on_jax(chat_project, run, "data.max_rows=200", 'predict.mode="chat"',
-                 headline="validation perplexity")
+    train_on_jax(chat_project, run, "data.max_rows=200", headline="validation perplexity")
     final = json.loads((run / "metrics.json").read_text())["final"]
     assert final["perplexity"] > 1.0 and final["unigram_perplexity"] > 1.0
     env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3"}
     chat = subprocess.run([sys.executable, "-m", chat_project.name, "predict", "--run-dir",
-                           str(run), "-", "--out", str(tmp_path / "chat")], cwd=chat_project,
+                           str(run), "-", "--out", str(tmp_path / "chat"),
+                           "--set", 'predict.mode="chat"'], cwd=chat_project,
                           env=env, input="hi there\nwhere is my order 4821?\n\nthanks, bye\n",
                           capture_output=True, text=True, timeout=600, check=False)
     assert chat.returncode == 0, chat.stderr[-2000:]

@@ -56,6 +56,13 @@ def test_evaluate_predict_export(project: Path, trained_run: Path, tmp_path: Pat
     tags = (out / "clip.tags.csv").read_text().splitlines()
     assert tags[0] == "second,tags" and len(tags) >= 2
     assert "frames/s" in result.stdout
+    result = run_project(project, "predict", "--run-dir", str(trained_run), str(images[0]),
+                         "--out", str(out), "--set", "predict.top_k=1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (out / "predictions.csv").read_text().splitlines()[1].count(";") == 0
+    result = run_project(project, "predict", "--run-dir", str(trained_run), str(images[0]),
+                         "--set", "predict.no_such_knob=1")
+    assert result.returncode == 2 and "no_such_knob" in last_line(result.stderr)
 
     for fmt, produced in (("keras", "model.keras"), ("saved_model", "saved_model")):
         result = run_project(project, "export", "--run-dir", str(trained_run), "--format", fmt)

@@ -85,13 +85,17 @@ def evaluate(run_dir: Path, data_path: Path | None) -> None:
 @click.argument("inputs", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Where to write predictions (default RUN/predictions).")
-def predict(run_dir: Path, inputs: tuple[Path, ...], out: Path | None) -> None:
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a value of the run's config for this call, e.g. "
+                   "--set predict.batch_size=64.")
+def predict(run_dir: Path, inputs: tuple[Path, ...], out: Path | None,
+            overrides: tuple[str, ...]) -> None:
     """Predict on files or folders with the run's best model."""
     def action() -> None:
-        _select_backend(run_dir / "config.toml")
+        _select_backend(run_dir / "config.toml", overrides)
         from .predict import run_prediction
 
-        run_prediction(run_dir, list(inputs), out)
+        run_prediction(run_dir, list(inputs), out, list(overrides))
     _run(action)
 
 

@@ -33,10 +33,11 @@ _REGISTERED = augment.RandomShadow  # custom layer known before load_model
 MIN_DRAW_WIDTH = 600  # tiny frames (PilotNet's 200 px) are upscaled so the text is legible
 
 
-def run_prediction(run_path: Path, inputs: list[Path], out: Path | None) -> Path:
+def run_prediction(run_path: Path, inputs: list[Path], out: Path | None,
+                   overrides: list[str] | None = None) -> Path:
     """Predict every input; return the output folder."""
     run = rundir.open_existing(run_path)
-    config = load_config(run.config)
+    config = load_config(run.config, overrides or [])  # predict --set KEY=VALUE
     meta = rundir.read_meta(run)
     out = out or run.path / "predictions"
     images, videos = expand_inputs(inputs, _images_in)

@@ -22,10 +22,11 @@ from .data import TABLE_SUFFIXES, encode, read_table, report_fills
 from .errors import DataError, RunDirError
 
 
-def run_prediction(run_path: Path, inputs: list[Path], out: Path | None) -> Path:
+def run_prediction(run_path: Path, inputs: list[Path], out: Path | None,
+                   overrides: list[str] | None = None) -> Path:
     """Score every input table; return the output folder."""
     run = rundir.open_existing(run_path)
-    config = load_config(run.config)
+    config = load_config(run.config, overrides or [])  # predict --set KEY=VALUE
     meta = rundir.read_meta(run)
     threshold = saved_threshold(run)
     tables = _expand(inputs)

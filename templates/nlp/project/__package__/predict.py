@@ -27,10 +27,11 @@ from .data import SUFFIXES, make_encoder, read_texts
 from .errors import DataError
 
 
-def run_prediction(run_path: Path, inputs: list[Path], out: Path | None) -> Path:
+def run_prediction(run_path: Path, inputs: list[Path], out: Path | None,
+                   overrides: list[str] | None = None) -> Path:
     """Predict every input; return the output folder."""
     run = rundir.open_existing(run_path)
-    config = load_config(run.config)
+    config = load_config(run.config, overrides or [])  # predict --set KEY=VALUE
     meta = rundir.read_meta(run)
     if meta.get("task") in ("translation", "causal_lm"):
         from .generate import run_generation

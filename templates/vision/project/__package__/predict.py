@@ -22,10 +22,11 @@ from .errors import DataError
 from .media import expand_inputs, write_csv
 
 
-def run_prediction(run_path: Path, inputs: list[Path], out: Path | None) -> Path:
+def run_prediction(run_path: Path, inputs: list[Path], out: Path | None,
+                   overrides: list[str] | None = None) -> Path:
     """Predict every input; return the output folder."""
     run = rundir.open_existing(run_path)
-    config = load_config(run.config)
+    config = load_config(run.config, overrides or [])  # predict --set KEY=VALUE
     meta = rundir.read_meta(run)
     out = out or run.path / "predictions"
     images, videos = expand_inputs(inputs)
