@@ -19,10 +19,11 @@ from .images import SUFFIXES, is_slice_file, parse_window, read_slice
 from .media import write_csv
 
 
-def run_prediction(run_path: Path, inputs: list[Path], out: Path | None) -> Path:
+def run_prediction(run_path: Path, inputs: list[Path], out: Path | None,
+                   overrides: list[str] | None = None) -> Path:
     """Classify every input image; return the output folder."""
     run = rundir.open_existing(run_path)
-    config = load_config(run.config)
+    config = load_config(run.config, overrides or [])  # predict --set KEY=VALUE
     meta = rundir.read_meta(run)
     files = expand(inputs)
     size, _, channels = meta["image_shape"]

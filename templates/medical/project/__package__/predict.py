@@ -27,15 +27,16 @@ from .patches import sliding_window
 from .volumes import NIFTI_SUFFIXES, Volume, case_name, is_nifti, load_volume, resample_to
 
 
-def run_prediction(run_path: Path, inputs: list[Path], out: Path | None) -> Path:
+def run_prediction(run_path: Path, inputs: list[Path], out: Path | None,
+                   overrides: list[str] | None = None) -> Path:
     """Segment every input volume; return the output folder."""
     run = rundir.open_existing(run_path)
-    config = load_config(run.config)
+    config = load_config(run.config, overrides or [])  # predict --set KEY=VALUE
     meta = rundir.read_meta(run)
     if meta.get("task") == "classification":
         from . import classify_predict
 
-        return classify_predict.run_prediction(run_path, inputs, out)
+        return classify_predict.run_prediction(run_path, inputs, out, overrides)
     sources = expand(inputs)
     out = out or run.path / "predictions"
     out.mkdir(parents=True, exist_ok=True)
