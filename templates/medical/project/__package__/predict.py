@@ -20,10 +20,10 @@ import numpy as np
 
 from . import model as _model  # noqa: F401  registers the custom loss/metric for load_model
 from . import rundir
-from .config import get, load_config
+from .config import choice, get, load_config
 from .data import pad_slices, padded_shape, prepare_image
 from .errors import DataError
-from .patches import sliding_window
+from .patches import BLENDS, sliding_window
 from .volumes import NIFTI_SUFFIXES, Volume, case_name, is_nifti, load_volume, resample_to
 
 
@@ -38,6 +38,9 @@ def run_prediction(run_path: Path, inputs: list[Path], out: Path | None,
 
         return classify_predict.run_prediction(run_path, inputs, out, overrides)
     sources = expand(inputs)
+    if int(meta.get("dims", 2)) == 3:  # the window may change at predict time (--set)
+        meta = {**meta, "overlap": float(get(config, "predict.overlap")),
+                "blend": choice(config, "predict.blend", BLENDS)}
     out = out or run.path / "predictions"
     out.mkdir(parents=True, exist_ok=True)
     net = rundir.load_model(rundir.model_checkpoint(run))
