@@ -54,3 +54,20 @@ def test_forward_flops_counts_dense_and_convolution_work() -> None:
     outputs = keras.layers.Dense(5)(x)  # 4*5 MACs
     net = keras.Model(inputs, outputs)
     assert bench.forward_flops(net) == 2 * (8 * 8 * 3 * 3 * 3 * 4) + 2 * (4 * 5)
+
+
+def test_fully_convolutional_models_are_counted_at_the_input_shape() -> None:
+    import keras
+    import numpy as np
+    import pytest
+
+    inputs = keras.Input((None, None, 1), dtype="uint8")
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(2, 3, padding="same")(x)
+    outputs = keras.layers.Conv2D(1, 1)(x)
+    net = keras.Model(inputs, outputs)
+    with pytest.raises(ValueError, match="unknown output shape"):
+        bench.forward_flops(net)
+    fixed = bench.at_input_shape(net, np.zeros((2, 16, 16, 1), np.uint8))
+    positions = 16 * 16
+    assert bench.forward_flops(fixed) == 2 * positions * (3 * 3 * 1 * 2 + 1 * 1 * 2 * 1)

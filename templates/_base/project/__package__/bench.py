@@ -21,7 +21,7 @@ from . import data, model, rundir, strategy
 from .config import Config, get, load_config
 from .errors import ConfigError
 from .latency import format_latency, latency
-from .measures import forward_flops, peak_flops, pipeline_throughput
+from .measures import at_input_shape, forward_flops, peak_flops, pipeline_throughput
 
 
 class _StepClock(keras.callbacks.Callback):
@@ -135,7 +135,15 @@ def training_flops_per_sample(net: keras.Model, sample_inputs: Any) -> tuple[int
         except Exception as err:  # cost analysis is best effort across jax versions
             print(f"note: XLA cost analysis unavailable ({type(err).__name__}); "
                   "counting FLOPs from layer shapes")
-    return 3 * forward_flops(net), "layers"
+    try:
+        return 3 * forward_flops(net), "layers"
+    except ValueError:  # a fully convolutional model: unknown spatial dimensions
+        pass
+    try:
+        return 3 * forward_flops(at_input_shape(net, sample_inputs)), "layers"
+    except Exception as err:  # a model clone_model cannot rebuild: report no MFU, not a crash
+        print(f"note: FLOPs not counted ({type(err).__name__}: {err}); MFU not reported")
+        return 0, "unknown"
 
 
 def _xla_forward_flops(net: keras.Model, sample_inputs: Any) -> int:

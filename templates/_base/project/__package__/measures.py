@@ -62,6 +62,9 @@ def forward_flops(layer: Any) -> int:
         return 0
     if kernel is None or out_shape is None:
         return 0
+    if any(dim is None for dim in out_shape[1:]):
+        raise ValueError(f"layer {layer.name!r} has an unknown output shape {out_shape}; "
+                         "count on a model built at a fixed input shape (at_input_shape)")
     kernel_size = int(np.prod(kernel.shape))
     name = type(layer).__name__
     if name.startswith(("Conv", "DepthwiseConv", "SeparableConv")) and "Transpose" not in name:
@@ -79,3 +82,20 @@ def forward_flops(layer: Any) -> int:
         positions = int(np.prod(layer.input.shape[1:-1]))
         return 2 * positions * kernel_size
     return 0
+
+
+def at_input_shape(net: Any, sample_inputs: Any) -> Any:
+    """A copy of a functional ``net`` built for ``sample_inputs``' exact shape.
+
+    Fully convolutional models (U-Nets) take any image size, so their layers'
+    output shapes have unknown dimensions and cannot be counted; the copy's can.
+    """
+    import keras
+
+    if isinstance(sample_inputs, dict):
+        inputs = {name: keras.Input(np.shape(value)[1:], dtype=str(np.asarray(value).dtype),
+                                    name=name) for name, value in sample_inputs.items()}
+    else:
+        sample = np.asarray(sample_inputs)
+        inputs = keras.Input(sample.shape[1:], dtype=str(sample.dtype))
+    return keras.models.clone_model(net, input_tensors=inputs)
