@@ -9,28 +9,27 @@ the probability of every class.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from . import rundir
-from .config import get, load_config
+from .config import Config, get
 from .errors import DataError
 from .images import SUFFIXES, is_slice_file, parse_window, read_slice
 from .media import write_csv
 
 
-def run_prediction(run_path: Path, inputs: list[Path], out: Path | None,
-                   overrides: list[str] | None = None) -> Path:
-    """Classify every input image; return the output folder."""
-    run = rundir.open_existing(run_path)
-    config = load_config(run.config, overrides or [])  # predict --set KEY=VALUE
-    meta = rundir.read_meta(run)
+def classify(run: rundir.RunDir, config: Config, meta: dict[str, Any], inputs: list[Path],
+             out: Path | None) -> Path:
+    """Classify every input image with a classification run; return the output folder."""
     files = expand(inputs)
     size, _, channels = meta["image_shape"]
     window = parse_window(str(get(config, "data.window")))
     images = np.stack([read_slice(path, size, channels, window)[0] for path in files])
     net = rundir.load_model(rundir.model_checkpoint(run))
-    probabilities = np.asarray(net.predict(images, batch_size=64, verbose=0))
+    batch_size = int(get(config, "train.batch_size"))
+    probabilities = np.asarray(net.predict(images, batch_size=batch_size, verbose=0))
     names = list(meta["class_names"])
     rows = [[str(path), names[int(np.argmax(p))], *(f"{v:.4f}" for v in p)]
             for path, p in zip(files, probabilities, strict=True)]

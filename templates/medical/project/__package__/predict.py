@@ -36,7 +36,7 @@ def run_prediction(run_path: Path, inputs: list[Path], out: Path | None,
     if meta.get("task") == "classification":
         from . import classify_predict
 
-        return classify_predict.run_prediction(run_path, inputs, out, overrides)
+        return classify_predict.classify(run, config, meta, inputs, out)
     sources = expand(inputs)
     if int(meta.get("dims", 2)) == 3:  # the window may change at predict time (--set)
         meta = {**meta, "overlap": float(get(config, "predict.overlap")),
