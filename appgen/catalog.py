@@ -7,6 +7,7 @@ name; names starting with ``_`` (such as ``_base``) are parents only.
 
 from __future__ import annotations
 
+import difflib
 import os
 import sys
 from dataclasses import dataclass, field
@@ -109,6 +110,17 @@ class Template:
             merged.update(template.task_settings.get(task, {}))
         return merged
 
+    def task_keys(self) -> set[str]:
+        """Config keys that name the task itself (``data.task``): every task that sets one
+        in ``task_settings`` sets it to its own name. ``--set`` cannot change them, since the
+        task also picks the rendered files and the sample data."""
+        values: dict[str, list[tuple[str, Any]]] = {}
+        for task in self.effective_tasks():
+            for key, value in self.effective_task_settings(task).items():
+                values.setdefault(key, []).append((task, value))
+        return {key for key, pairs in values.items()
+                if all(value == task for task, value in pairs)}
+
     def effective_sample_data(self, task: str | None) -> str | None:
         """The sample-data provider for ``task``: the nearest template naming one for
         that task in ``task_sample_data``, else the nearest ``sample_data``."""
@@ -158,6 +170,9 @@ def load_template(path: Path, *, source: str = "path") -> Template:
     manifest_path = path / MANIFEST
     if not manifest_path.is_file():
         raise TemplateNotFoundError(f"{path} is not a template folder (no {MANIFEST})")
+    for entry in (manifest_path, path / PROJECT_DIR):
+        if entry.is_symlink():  # it could read any local file into a project
+            raise ManifestError(f"{entry}: symbolic links are not allowed in templates")
     try:
         data = tomllib.loads(manifest_path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -252,8 +267,11 @@ def _find_by_name(name: str) -> Template:
     # A bare folder name in the working directory is a path the user typed without "./".
     if (Path(name) / MANIFEST).is_file():
         return load_template(Path(name).resolve(), source="path")
-    known = ", ".join(t.name for t in list_templates()) or "none found"
-    raise TemplateNotFoundError(f"unknown template {name!r}; available: {known}")
+    names = [t.name for t in list_templates()]
+    close = difflib.get_close_matches(name, names, n=3)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    raise TemplateNotFoundError(f"unknown template {name!r}; {hint}"
+                                f"available: {', '.join(names) or 'none found'}")
 
 
 def list_templates(include_private: bool = False) -> list[Template]:

@@ -70,3 +70,11 @@ class MergeError(AppgenError):
 
 class TemplateExistsError(AppgenError):
     """``template new`` would overwrite an existing folder or shadow a template."""
+
+
+class LimitError(AppgenError):
+    """An input is larger than a generator limit allows (the message names the knob)."""
+
+
+class UntrustedTemplateError(AppgenError):
+    """A template named only by a project's ``.appgen.toml`` is not one appgen may trust."""

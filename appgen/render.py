@@ -9,13 +9,18 @@ from __future__ import annotations
 import keyword
 import os
 import re
+import shlex
 import shutil
+import signal
 import sys
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from types import FrameType
 from typing import Any
 
 if sys.version_info >= (3, 11):
@@ -24,10 +29,13 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 import jinja2
+from jinja2 import nodes
+from jinja2.compiler import CodeGenerator, Frame, optimizeconst
 from jinja2.loaders import split_template_path
+from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
 
-from . import __version__, options, pristine, settings
+from . import __version__, limits, options, pristine, safefs, settings
 from .catalog import Template
 from .errors import (
     AppgenError,
@@ -40,7 +48,9 @@ from .errors import (
 )
 from .record import RECORD_FILE, Record, digest
 
-BACKENDS = ("tensorflow", "jax", "torch")
+# torch is not offered: every template's data pipeline, tests and strategy cover TensorFlow
+# and JAX only (there is no torch extra), so a torch project would fail at train time.
+BACKENDS = ("tensorflow", "jax")
 PACKAGE_PLACEHOLDER = "__package__"
 JINJA_SUFFIX = ".jinja"
 # Include-only partials: reachable with {% include %}, never written to the project.
@@ -57,6 +67,16 @@ RESERVED_PACKAGES = frozenset({
 })
 _SKIP_NAMES = frozenset({"__pycache__", ".DS_Store", ".pytest_cache", ".mypy_cache"})
 _PACKAGE_RE = re.compile(r"[a-z_][a-z0-9_]*")
+# A template is a tree of plain files: a link could read any local file into the
+# project (outside the template) or change what is rendered after it was checked.
+_NO_LINKS = ("symbolic links are not allowed in templates (one could read files outside "
+             "the template); replace it with a copy")
+# Staging folders are named so a leftover (appgen killed with SIGKILL) is recognisable:
+# .appgen-staging-<pid>-<random>; the next render in the same folder removes those whose
+# process is gone.
+STAGING_PREFIX = ".appgen-staging-"
+STAGING_MARKER = ".appgen-staging"
+_STAGING_RE = re.compile(re.escape(STAGING_PREFIX) + r"(\d+)-[A-Za-z0-9_]+")
 
 
 @dataclass
@@ -99,6 +119,9 @@ def package_name(project_name: str) -> str:
     prefix = f"invalid project name {project_name!r}"
     if not package:
         raise InvalidProjectNameError(f"{prefix}: it is empty")
+    if not project_name.isprintable():
+        # A newline would end the comment line NAME is written into (launch/slurm.sbatch).
+        raise InvalidProjectNameError(f"{prefix}: it holds a control character")
     if not _PACKAGE_RE.fullmatch(package):
         if package[0].isdigit():
             reason = "a Python package name cannot start with a digit"
@@ -136,7 +159,11 @@ def resolve_task(template: Template, task: str | None) -> str | None:
     return task
 
 
-def _check_backend(backend: str) -> None:
+def check_backend(backend: str) -> None:
+    """Raise :class:`InvalidValueError` unless ``backend`` is one appgen knows."""
+    if backend == "torch":
+        raise InvalidValueError("--backend torch is not supported: generated projects run on "
+                                "TensorFlow or JAX; choose --backend tensorflow or jax")
     if backend not in BACKENDS:
         raise InvalidValueError(f"unknown backend {backend!r}; choose from {', '.join(BACKENDS)}")
 
@@ -182,21 +209,20 @@ def collect_files(chain: list[Template], package: str) -> dict[PurePosixPath, So
     """
     files: dict[PurePosixPath, SourceFile] = {}
     for template in chain:  # root ancestor first, so later (child) entries replace earlier
+        if template.project_dir.is_symlink():
+            raise UnsafePathError(f"{template.project_dir}: {_NO_LINKS}")
         root = template.project_dir.resolve()
         for dirpath, dirnames, filenames in os.walk(root):
-            dirnames[:] = sorted(name for name in dirnames if name not in _SKIP_NAMES)
-            for name in dirnames:
+            # Every entry is checked before any is skipped: a link named __pycache__ could
+            # otherwise be reached with {% include %} and read any file into the project.
+            for name in [*dirnames, *filenames]:
                 if Path(dirpath, name).is_symlink():
-                    raise UnsafePathError(
-                        f"{Path(dirpath, name)}: symbolic links to folders are not allowed "
-                        "in templates"
-                    )
+                    raise UnsafePathError(f"{Path(dirpath, name)}: {_NO_LINKS}")
+            dirnames[:] = sorted(name for name in dirnames if name not in _SKIP_NAMES)
             for name in sorted(filenames):
                 if name in _SKIP_NAMES or name.endswith((".pyc", ".pyo")):
                     continue
                 path = Path(dirpath, name)
-                if path.is_symlink() and not path.resolve().is_relative_to(root):
-                    raise UnsafePathError(f"{path}: symbolic link points outside the template")
                 source_rel = path.relative_to(root).as_posix()
                 if source_rel.endswith(PARTIAL_SUFFIX):
                     continue
@@ -208,6 +234,9 @@ def collect_files(chain: list[Template], package: str) -> dict[PurePosixPath, So
 def _dest_path(source_rel: str, package: str) -> PurePosixPath:
     rel = source_rel[: -len(JINJA_SUFFIX)] if source_rel.endswith(JINJA_SUFFIX) else source_rel
     safe = safe_relative_path(rel)
+    if any(part.lower() == safefs.GIT_DIR for part in safe.parts):
+        raise UnsafePathError(f"template path {rel!r}: a template may not write into .git/ "
+                              "(its hooks would run on the next git command)")
     parts = [package if part == PACKAGE_PLACEHOLDER else part for part in safe.parts[:-1]]
     return PurePosixPath(*parts, safe.name)
 
@@ -251,14 +280,105 @@ def _unchanged(path: Path, mtime: float) -> bool:
     return path.is_file() and path.stat().st_mtime == mtime
 
 
+_SHELL_TOKEN_RE = re.compile(r"[A-Za-z0-9_.,:@%+=/-]+")
+
+
+def shquote(value: Any) -> str:
+    """Jinja filter: ``value`` as one shell word (``shlex.quote``), for shell scripts."""
+    return shlex.quote(str(value))
+
+
+def safe_token(value: Any) -> str:
+    """Jinja filter: ``value`` unchanged if it is a plain token, else a render error.
+
+    For places where quoting does not help, such as ``#SBATCH`` comment lines (a
+    newline would end the comment) or inside double quotes in a shell script.
+    """
+    text = str(value)
+    if isinstance(value, bool) or not _SHELL_TOKEN_RE.fullmatch(text):
+        raise jinja2.exceptions.SecurityError(
+            f"{text!r} is not a plain token (letters, digits and _.,:@%+=/- only)")
+    return text
+
+
+class _BoundedCodeGenerator(CodeGenerator):
+    """Compiles ``a ~ b`` so its result is size-checked like ``+`` and ``*``."""
+
+    @optimizeconst
+    def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
+        self.write("environment.check_size(")
+        super().visit_Concat(node, frame)
+        self.write(")")
+
+
+class BoundedSandbox(SandboxedEnvironment):
+    """The Jinja sandbox with bounds on what one expression may build.
+
+    ``'a' * 3000000000`` or ``9 ** (9 ** 9)`` would otherwise run until memory or
+    patience runs out. Repetitions, powers, products and concatenations are checked
+    before (``*``, ``**``, ``+``) or right after (``~``) they are computed against
+    ``APPGEN_MAX_RENDER_SIZE`` (characters or items) and ``APPGEN_MAX_RENDER_INT_BITS``.
+    """
+
+    intercepted_binops = frozenset({"*", "**", "+"})
+    code_generator_class = _BoundedCodeGenerator
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        """Refuse ``*``, ``**`` and ``+`` whose result would pass a render limit."""
+        max_size = limits.MAX_RENDER_SIZE.value()
+        max_bits = limits.MAX_RENDER_INT_BITS.value()
+        if operator == "*":
+            for sequence, count in ((left, right), (right, left)):
+                if _is_sized(sequence) and _is_int(count):
+                    if len(sequence) * max(count, 0) > max_size:
+                        raise self._refuse(f"repeating a {len(sequence)}-long "
+                                           f"{type(sequence).__name__} {count} times",
+                                           limits.MAX_RENDER_SIZE)
+            if _is_int(left) and _is_int(right) and (
+                    left.bit_length() + right.bit_length() > max_bits):
+                raise self._refuse("multiplying integers this large", limits.MAX_RENDER_INT_BITS)
+        elif operator == "**":
+            if _is_int(left) and _is_int(right) and right > 0 and abs(left) > 1 and (
+                    abs(left).bit_length() * right > max_bits):
+                raise self._refuse(f"{left} ** {right}", limits.MAX_RENDER_INT_BITS)
+        elif operator == "+":
+            if _is_sized(left) and _is_sized(right) and len(left) + len(right) > max_size:
+                raise self._refuse("joining sequences this long", limits.MAX_RENDER_SIZE)
+        return super().call_binop(context, operator, left, right)
+
+    def check_size(self, value: Any) -> Any:
+        """Return ``value``, or refuse it if it is longer than the render limit."""
+        if _is_sized(value) and len(value) > limits.MAX_RENDER_SIZE.value():
+            raise self._refuse(f"a {len(value)}-long string", limits.MAX_RENDER_SIZE)
+        return value
+
+    @staticmethod
+    def _refuse(what: str, limit: limits.Limit) -> jinja2.exceptions.SecurityError:
+        return jinja2.exceptions.SecurityError(
+            f"{what} is over the limit of {limit.value()} (raise it with {limit.env})")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_sized(value: Any) -> bool:
+    return isinstance(value, str | bytes | list | tuple)
+
+
 def make_environment(chain: list[Template]) -> SandboxedEnvironment:
     """The sandboxed, strict Jinja environment every template file is rendered with."""
-    return SandboxedEnvironment(
+    env = BoundedSandbox(
         loader=ChainLoader(chain),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         autoescape=False,  # we write code and TOML, not HTML
     )
+    # Quoting for the languages templates write: tojson (built in) for YAML and JSON
+    # scalars, shquote for shell words, safe_token where only a plain token is safe.
+    env.filters["shquote"] = shquote
+    env.filters["safe_token"] = safe_token
+    return env
 
 
 def _render_file(env: SandboxedEnvironment, source: SourceFile, context: dict[str, Any]) -> str:
@@ -330,6 +450,7 @@ def render_config(
             # Two ways to say one thing would let .appgen.toml and config.toml disagree.
             raise InvalidValueError("choose the backend with --backend, not --set runtime.backend")
         backend = {"runtime.backend": context["backend"]}
+    _refuse_task_overrides(template, context["task"], user_overrides)
     users = settings.validate_overrides(schema, user_overrides)
     template_options = template.effective_options()
     option_defaults = settings.validate_overrides(
@@ -344,6 +465,20 @@ def render_config(
                     for key in task_settings if key not in users})
     options.check_values(template_options, parsed, origins)
     return text, parsed
+
+
+def _refuse_task_overrides(template: Template, task: str | None,
+                           user_overrides: dict[str, Any]) -> None:
+    # The task also picks the rendered files and the sample data, so a --set of the key
+    # that names it would build a project for one task configured for another.
+    for key in sorted(template.task_keys() & set(user_overrides)):
+        value = user_overrides[key]
+        if value == task:
+            continue
+        tasks = ", ".join(template.effective_tasks())
+        how = (f"use --task {value}" if value in template.effective_tasks()
+               else f"template {template.name!r} has tasks {tasks}; choose one with --task")
+        raise InvalidValueError(f"--set {key}={value!r}: {key} follows the task; {how}")
 
 
 def _read_text(path: Path) -> str:
@@ -385,7 +520,7 @@ def render_project(req: RenderRequest) -> RenderResult:
     Raises:
         AppgenError: a subclass naming what went wrong; nothing is left on disk.
     """
-    _check_backend(req.backend)
+    check_backend(req.backend)
     package = package_name(req.project_name)
     task = resolve_task(req.template, req.task)
     user_overrides = settings.parse_overrides(req.overrides)
@@ -394,25 +529,87 @@ def render_project(req: RenderRequest) -> RenderResult:
 
     created_parents = _make_parents(target.parent) if not req.dry_run else []
     stage_parent = target.parent if target.parent.is_dir() else None
-    staging = Path(tempfile.mkdtemp(dir=stage_parent, prefix=".appgen-"))
+    remove_stale_staging(stage_parent or Path(tempfile.gettempdir()))
     moved = False
+    with _signals_raise():  # SIGTERM and SIGINT unwind through the finally below
+        staging = Path(tempfile.mkdtemp(dir=stage_parent,
+                                        prefix=f"{STAGING_PREFIX}{os.getpid()}-"))
+        try:
+            written, summary = _render_into(staging, req, package, task, user_overrides)
+            if summary:
+                # Providers name the folder they wrote to; report where it ends up.
+                summary = summary.replace(str(staging), str(target))
+            if not req.dry_run:
+                _move_into_place(staging, target)
+                moved = True
+            return RenderResult(target, package, task, written, summary, req.dry_run)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+            if not moved:
+                for parent in reversed(created_parents):  # deepest first
+                    try:
+                        parent.rmdir()
+                    except OSError:
+                        break
+
+
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM (or SIGINT) arrived while rendering; raised so staging is cleaned up."""
+
+
+@contextmanager
+def _signals_raise() -> Iterator[None]:
+    """Turn SIGTERM and SIGINT into :class:`Interrupted` for the block.
+
+    Python's default SIGTERM action ends the process without running ``finally``
+    blocks, which would leave the staging folder behind.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield  # signal handlers can only be set from the main thread
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Interrupted(f"interrupted by signal {signum}")
+
+    previous = {signum: signal.signal(signum, handler)
+                for signum in (signal.SIGTERM, signal.SIGINT)}
     try:
-        written, summary = _render_into(staging, req, package, task, user_overrides)
-        if summary:
-            # Providers name the folder they wrote to; report where it ends up, not staging.
-            summary = summary.replace(str(staging), str(target))
-        if not req.dry_run:
-            _move_into_place(staging, target)
-            moved = True
-        return RenderResult(target, package, task, written, summary, req.dry_run)
+        yield
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
-        if not moved:
-            for parent in reversed(created_parents):  # deepest first
-                try:
-                    parent.rmdir()
-                except OSError:
-                    break
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def remove_stale_staging(folder: Path) -> list[Path]:
+    """Remove staging folders in ``folder`` left by an appgen that was killed outright.
+
+    Only folders named like ours (``.appgen-staging-<pid>-<random>``) whose process
+    no longer runs are removed; a live process's staging is left alone.
+    """
+    removed: list[Path] = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _STAGING_RE.fullmatch(entry.name)
+        if match is None or entry.is_symlink() or not entry.is_dir():
+            continue
+        if _process_alive(int(match.group(1))):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # someone else's process (or a name we cannot judge): leave it
+    return True
 
 
 def _check_target(target: Path, force: bool) -> None:
@@ -485,17 +682,10 @@ def _is_executable(path: Path) -> bool:
 
 def write_rendered(root: Path, rendered: dict[PurePosixPath, RenderedFile]) -> None:
     """Write ``rendered`` under ``root``, refusing any path that resolves outside it."""
-    resolved_root = root.resolve()
     for dest, item in rendered.items():
-        path = root.joinpath(*dest.parts)
-        if not path.resolve().is_relative_to(resolved_root):
-            raise UnsafePathError(f"template path {dest} would be written outside the project")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(item.content)
-        if item.executable:
-            # Keep launch scripts executable, but never copy a read-only mode from an
-            # installed template: the project belongs to its user.
-            path.chmod(path.stat().st_mode | (0o111 & ~_umask()))
+        # Keep launch scripts executable, but never copy a read-only mode from an
+        # installed template: the project belongs to its user.
+        safefs.write_bytes(root, dest, item.content, executable=item.executable)
 
 
 def _render_into(
@@ -542,16 +732,14 @@ def write_project_state(
         project, {dest.as_posix(): item.content for dest, item in rendered.items()},
         frozenset(dest.as_posix() for dest, item in rendered.items() if item.executable),
     )
-    record_path = project / RECORD_FILE
-    temporary = record_path.with_name(RECORD_FILE + ".tmp")
-    temporary.write_text(record.to_toml(), encoding="utf-8")
-    temporary.replace(record_path)
+    safefs.write_bytes(project, RECORD_FILE, record.to_toml().encode("utf-8"))
 
 
 def _write_sample_data(staging: Path, name: str) -> str:
     try:
         # Imported lazily: providers pull in numpy and friends, which `appgen list` never needs.
         from appgen.datasets import get_writer
+        from appgen.datasets.cache import write_sample
 
         writer = get_writer(name)
     except (ImportError, KeyError, AttributeError) as exc:
@@ -559,7 +747,8 @@ def _write_sample_data(staging: Path, name: str) -> str:
             f"sample data {name!r} is not available ({exc}); use --no-sample-data"
         ) from None
     try:
-        summary = writer(staging / DATA_DIR, size=None, seed=0)
+        # A per-user cache keeps simulated samples (road frames, phantoms) for the next project.
+        summary = write_sample(name, writer, staging / DATA_DIR, seed=0)
     except Exception as exc:  # any provider failure must still leave nothing behind
         raise RenderError(
             f"writing sample data {name!r} failed: {type(exc).__name__}: {exc}"
@@ -572,16 +761,10 @@ def file_digest(path: Path) -> str:
     return digest(path.read_bytes())
 
 
-def _umask() -> int:
-    umask = os.umask(0)
-    os.umask(umask)
-    return umask
-
-
 def _move_into_place(staging: Path, target: Path) -> None:
     if not target.exists():
         # mkdtemp made staging private (0700); give the project the user's usual permissions.
-        staging.chmod(0o777 & ~_umask())
+        staging.chmod(0o777 & ~safefs.current_umask())
         os.replace(staging, target)
         return
     if not any(target.iterdir()):
@@ -604,11 +787,18 @@ def _move_into_place(staging: Path, target: Path) -> None:
                 raise TargetNotEmptyError(
                     f"{existing} is a file but the template writes a folder there"
                 )
+    # The target may be a repository with links planted in it: check every destination
+    # (no linked folder on the way, nothing under .git/) before the first write.
     for rel in all_files:
-        destination = target / rel
-        destination.parent.mkdir(parents=True, exist_ok=True)
+        safefs.checked_path(target, rel.as_posix())
+    for rel in all_files:
+        source = staging / rel
+        if len(rel.parts) > 1:
+            safefs.make_dirs(target, rel.parent.as_posix())
+        destination = safefs.checked_path(target, rel.as_posix())
         # os.replace swaps the file atomically and replaces a symlink rather than following it.
         try:
-            os.replace(staging / rel, destination)
+            os.replace(source, destination)
         except OSError:  # staging on another filesystem than a mount-point target
-            shutil.copyfile(staging / rel, destination)
+            safefs.write_bytes(target, rel.as_posix(), source.read_bytes(),
+                               executable=bool(source.stat().st_mode & 0o111))

@@ -17,7 +17,6 @@ Sample data (``data/``) is never rendered, so it is never touched.
 from __future__ import annotations
 
 import difflib
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -28,15 +27,24 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from . import pristine, settings, vcs
-from .catalog import Template, find_template
-from .errors import AppgenError, DirtyWorkTreeError, TemplateNotFoundError, UnsafePathError
+from . import limits, pristine, safefs, settings, vcs
+from .catalog import Template, find_template, load_template
+from .errors import (
+    AppgenError,
+    DirtyWorkTreeError,
+    InvalidProjectNameError,
+    NotAProjectError,
+    TemplateNotFoundError,
+    UntrustedTemplateError,
+)
 from .merge import OURS_LABEL, is_binary, merge3
-from .record import Record, digest, load_record
+from .record import RECORD_FILE, Record, digest, load_record
 from .render import (
     CONFIG_FILE,
     RenderedFile,
+    check_backend,
     make_record,
+    package_name,
     render_files,
     resolve_task,
     safe_relative_path,
@@ -125,8 +133,8 @@ def _refuse_dirty(project: Path, record: Record) -> None:
             "or pass --force"
         )
     for rel in record.files:
-        path = _project_path(project, rel)
-        if path.is_file() and _CONFLICT_MARKER in path.read_bytes():
+        content = _read_project_file(project, rel)
+        if content is not None and _CONFLICT_MARKER in content:
             raise DirtyWorkTreeError(
                 f"{rel} still holds conflict markers from an earlier update; resolve them "
                 "first, or pass --force"
@@ -135,12 +143,15 @@ def _refuse_dirty(project: Path, record: Record) -> None:
 
 def plan_update(project: Path, record: Record, options: UpdateOptions) -> UpdatePlan:
     """Work out every change without writing anything."""
-    template = _recorded_template(record, options.template_ref)
+    template = _recorded_template(project, record, options.template_ref)
+    _check_answers(project, record)
     task = options.task if options.task is not None else record.task
-    if options.task is None and task not in template.effective_tasks():
+    if (options.task is None and options.template_ref is not None
+            and task not in template.effective_tasks()):
         task = None  # a new --template without that task: take its default
     task = resolve_task(template, task)
     backend = options.backend or record.backend
+    check_backend(backend)
     overrides = merge_overrides(record.overrides, options.overrides)
     rendered = render_files(template, record.project_name, record.package, task, backend,
                             settings.parse_overrides(overrides),
@@ -200,31 +211,79 @@ def _with_answers(content: bytes, answers: dict[str, Any]) -> bytes:
     return text.encode("utf-8")
 
 
-def _recorded_template(record: Record, ref: str | None) -> Template:
+def _check_answers(project: Path, record: Record) -> None:
+    """Re-validate the answers in ``.appgen.toml`` exactly as ``appgen new`` checks them.
+
+    The record may come from a stranger's repository: its answers end up in folder
+    names, shell scripts and YAML, so none is trusted because it was written down.
+    (The task, backend and ``--set`` overrides are checked where they are used, by
+    the same functions ``new`` calls.)
+    """
+    where = f"{project / RECORD_FILE}"
+    try:
+        package = package_name(record.project_name)
+    except InvalidProjectNameError as exc:
+        raise InvalidProjectNameError(f"{where}: {exc}") from None
+    if record.package != package:
+        raise InvalidProjectNameError(
+            f"{where}: package {record.package!r} is not the package of project_name "
+            f"{record.project_name!r} ({package!r}); restore .appgen.toml from version control"
+        )
+
+
+def _recorded_template(project: Path, record: Record, ref: str | None) -> Template:
     if ref is not None:
-        return find_template(ref)
+        return find_template(ref)  # typed by the user: trusted like `appgen new -t`
+    template = _template_from_record(project, record)
+    for member in template.chain():
+        if member.source == "path" and member.path.resolve().is_relative_to(project.resolve()):
+            # A template shipped inside the repository renders whatever its author wants
+            # under your name: only a template you chose (--template) is trusted.
+            raise UntrustedTemplateError(
+                f"{project / RECORD_FILE}: template {member.name!r} ({member.path}) is inside "
+                "the project; appgen only renders templates you chose (pass --template "
+                "PATH to use it anyway)"
+            )
+    return template
+
+
+def _template_from_record(project: Path, record: Record) -> Template:
+    where = project / RECORD_FILE
     if record.template_origin != "path":
+        if (not record.template or not record.template.isprintable()
+                or record.template.startswith((".", "~")) or "/" in record.template
+                or "\\" in record.template):
+            # A path here would be loaded from wherever the record points.
+            raise NotAProjectError(f"{where}: template {record.template!r} is not a template "
+                                   "name")
         try:
             return find_template(record.template)
         except TemplateNotFoundError:
             if record.template_origin:  # a known built-in or user template has gone
                 raise
     source = Path(record.template_source)
+    if not source.is_absolute():
+        raise NotAProjectError(f"{where}: template_source {record.template_source!r} is not "
+                               "an absolute path")
     if not source.is_dir():
         raise TemplateNotFoundError(
             f"template {record.template!r} was rendered from {source}, which no longer "
             "exists; pass --template with its new name or path"
         )
-    return find_template(str(source))
+    return load_template(source.resolve(), source="path")
 
 
 def _project_path(project: Path, rel: str) -> Path:
-    # Paths come from .appgen.toml, which a user (or a stranger's repository) can edit.
-    safe = safe_relative_path(rel)
-    path = project.joinpath(*safe.parts)
-    if not path.resolve().is_relative_to(project.resolve()):
-        raise UnsafePathError(f"{rel} resolves outside the project")
-    return path
+    # Paths come from .appgen.toml, which a user (or a stranger's repository) can edit:
+    # no link out of the project, no linked folder on the way, nothing under .git/.
+    safe_relative_path(rel)
+    return safefs.checked_path(project, rel)
+
+
+def _read_project_file(project: Path, rel: str) -> bytes | None:
+    safe_relative_path(rel)
+    return safefs.read_bytes(project, rel, max_bytes=limits.MAX_FILE_BYTES.value(),
+                             knob=limits.MAX_FILE_BYTES.env)
 
 
 def _plan_file(
@@ -234,7 +293,7 @@ def _plan_file(
     path = _project_path(project, rel)
     if path.is_dir() and not path.is_symlink():
         return Change(rel, CONFLICT, "a folder is where the template has a file; left alone")
-    current = path.read_bytes() if path.is_file() else None
+    current = _read_project_file(project, rel)
     if new is None:  # the template no longer has this file
         if current is None:
             return None
@@ -271,28 +330,19 @@ def _plan_file(
 def apply_update(plan: UpdatePlan) -> None:
     """Write the planned changes, then the new ``.appgen.toml`` and pristine store."""
     project = plan.project
+    for change in plan.changes:  # checked before the first write: a bad path writes nothing
+        _project_path(project, change.path)
     for change in plan.changes:
-        path = _project_path(project, change.path)
         if change.kind == REMOVE:
-            path.unlink()
+            path = _project_path(project, change.path)
+            safefs.remove(project, change.path)
             _remove_empty_parents(path.parent, project)
         elif change.content is not None:
-            _write_file(path, change.content, change.executable, keep_mode=change.kind in
-                        (MERGE, CONFLICT))
+            # Merged files keep the user's permissions; replaced ones follow the template.
+            safefs.write_bytes(project, change.path, change.content,
+                               executable=change.executable,
+                               keep_mode=change.kind in (MERGE, CONFLICT))
     write_project_state(project, plan.record, plan.rendered)
-
-
-def _write_file(path: Path, content: bytes, executable: bool, *, keep_mode: bool) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.appgen-tmp")
-    temporary.write_bytes(content)
-    umask = os.umask(0)
-    os.umask(umask)
-    if keep_mode and path.exists():
-        os.chmod(temporary, path.stat().st_mode & 0o7777)
-    elif executable:
-        os.chmod(temporary, temporary.stat().st_mode | (0o111 & ~umask))
-    os.replace(temporary, path)
 
 
 def _remove_empty_parents(folder: Path, project: Path) -> None:
@@ -318,8 +368,7 @@ def diff_project(project: Path) -> str:
     base = pristine.read_store(project, record.files)
     chunks: list[str] = []
     for rel in sorted(record.files):
-        path = _project_path(project, rel)
-        current = path.read_bytes() if path.is_file() else None
+        current = _read_project_file(project, rel)
         if current is not None and digest(current) == record.files[rel]:
             continue
         original = base.get(rel)

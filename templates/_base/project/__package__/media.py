@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Callable
 from pathlib import Path
 
+from . import csv_out
 from .errors import DataError
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
@@ -45,8 +45,5 @@ def expand_inputs(inputs: list[Path],
 
 
 def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
-    """A CSV with a header row."""
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
+    """A CSV with a header row (formula-like cells neutralised, written atomically)."""
+    csv_out.write_csv(path, header, rows)

@@ -39,12 +39,13 @@ def run_prediction(run_path: Path, inputs: list[Path], out: Path | None,
     run = rundir.open_existing(run_path)
     config = load_config(run.config, overrides or [])  # predict --set KEY=VALUE
     meta = rundir.read_meta(run)
-    out = out or run.path / "predictions"
     images, videos = expand_inputs(inputs, _images_in)
     net = rundir.load_model(rundir.model_checkpoint(run))
+    rundir.check_model_outputs(net, meta, "class_names" if meta["task"] == "segmentation"
+                               else "targets")
     predictor = Predictor(net, meta, batch_size=int(get(config, "predict.batch_size")),
                           draw=bool(get(config, "predict.draw")))
-    out.mkdir(parents=True, exist_ok=True)
+    out = rundir.output_folder(run, out)
     if images:
         predictor.images(images, out)
     for video in videos:

@@ -16,13 +16,13 @@ Prints ``label  probability  text`` for the first rows and writes every row to
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 
 from . import rundir
 from .config import get, load_config
+from .csv_out import write_csv
 from .data import SUFFIXES, make_encoder, read_texts
 from .errors import DataError
 
@@ -44,20 +44,19 @@ def run_prediction(run_path: Path, inputs: list[Path], out: Path | None,
               "truncated", flush=True)
     net = rundir.load_model(rundir.model_checkpoint(run))
     probabilities = np.asarray(net.predict(encoded, batch_size=int(get(config,
+    rundir.check_model_outputs(net, meta)
                                                                        "predict.batch_size")),
                                            verbose=0))
     class_names = list(meta["class_names"])
     best = np.argmax(probabilities, axis=1)
-    out = out or run.path / "predictions"
-    out.mkdir(parents=True, exist_ok=True)
-    target = out / "predictions.csv"
-    with target.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["source", "text", "label", "probability",
-                         *[f"p_{name}" for name in class_names]])
-        for source, text, index, row in zip(sources, texts, best, probabilities, strict=True):
-            writer.writerow([source, text, class_names[index], f"{row[index]:.4f}",
-                             *[f"{p:.4f}" for p in row]])
+    out = rundir.output_folder(run, out)
+    target = write_csv(out / "predictions.csv",
+                       ["source", "text", "label", "probability",
+                        *[f"p_{name}" for name in class_names]],
+                       ([source, text, class_names[index], f"{row[index]:.4f}",
+                         *[f"{p:.4f}" for p in row]]
+                        for source, text, index, row in zip(sources, texts, best, probabilities,
+                                                            strict=True)))
     for text, index, row in list(zip(texts, best, probabilities, strict=True))[:20]:
         shown = text if len(text) <= 70 else text[:67] + "..."
         print(f"{class_names[index]:>12}  {row[index]:.3f}  {shown}")
