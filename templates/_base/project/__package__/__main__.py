@@ -29,6 +29,21 @@ def _select_backend(config_path: Path, overrides: tuple[str, ...] = ()) -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up quiet
 
 
+def _lock_run(run_dir: Path, command: str, out: Path | None = None) -> None:
+    """Hold RUN/.lock for this command when it writes into the run directory.
+
+    A second command writing into a run directory that another one is using is
+    refused with one line naming that process; ``--out`` elsewhere needs no lock.
+    """
+    from .rundir import hold_lock, open_existing
+
+    if out is not None:
+        inside = Path(os.path.abspath(out)), Path(os.path.abspath(run_dir))
+        if inside[1] != inside[0] and inside[1] not in inside[0].parents:
+            return
+    hold_lock(open_existing(run_dir).path, command)
+
+
 def _run(action: Callable[[], Any]) -> None:
     try:
         action()
@@ -74,6 +89,7 @@ def evaluate(run_dir: Path, data_path: Path | None) -> None:
     """Score the run's best model and write RUN/evaluation.json."""
     def action() -> None:
         _select_backend(run_dir / "config.toml")
+        _lock_run(run_dir, "evaluate")
         from .evaluate import run_evaluation
 
         run_evaluation(run_dir, data_path)
@@ -93,6 +109,7 @@ def predict(run_dir: Path, inputs: tuple[Path, ...], out: Path | None,
     """Predict on files or folders with the run's best model."""
     def action() -> None:
         _select_backend(run_dir / "config.toml", overrides)
+        _lock_run(run_dir, "predict", out)
         from .predict import run_prediction
 
         run_prediction(run_dir, list(inputs), out, list(overrides))
@@ -108,6 +125,7 @@ def export(run_dir: Path, fmt: str, out: Path | None) -> None:
     """Export the run's best model for serving."""
     def action() -> None:
         _select_backend(run_dir / "config.toml")
+        _lock_run(run_dir, "export", out)
         from .export import run_export
 
         run_export(run_dir, fmt, out)

@@ -64,7 +64,7 @@ def run_bench(config_path: Path, overrides: list[str], out: Path,
         print(_row(results["variants"][-1]), flush=True)
     results["inference"] = measure_inference(config, base, splits, run_path)
     print(format_latency(results["inference"]), flush=True)
-    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    rundir.atomic_write_text(out, json.dumps(results, indent=2) + "\n")
     print(f"pipeline alone: {results['pipeline_samples_per_s']:,.0f} samples/s; wrote {out}")
     return results
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -24,8 +23,8 @@ def run_export(run_path: Path, fmt: str, out: Path | None) -> Path:
     export_dir = run.path / "export"
     if fmt == "keras":
         target = out or export_dir / "model.keras"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)  # the checkpoint already is a complete .keras model
+        # the checkpoint already is a complete .keras model
+        rundir.write_via(target, lambda tmp: shutil.copyfile(source, tmp))
     elif fmt == "saved_model":
         if keras.backend.backend() != "tensorflow":
             raise ProjectError("SavedModel export needs the TensorFlow backend "
@@ -67,13 +66,6 @@ def _template_saved_model_writer() -> Callable[[keras.Model, rundir.RunDir, Path
 
 
 def _export_into(target: Path, write: Callable[[Path], None]) -> None:
-    """Write next to ``target`` and rename, so a failed export leaves nothing behind."""
-    tmp = target.with_name(f".{target.name}.tmp{os.getpid()}")
-    try:
-        write(tmp)
-        if target.exists():
-            shutil.rmtree(target) if target.is_dir() else target.unlink()
-        tmp.rename(target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp) if tmp.is_dir() else tmp.unlink()
+    """Write next to ``target`` and rename, so a failed export leaves nothing behind
+    (``rundir.write_via``: never through a symlink, never outside the folder)."""
+    rundir.write_via(target, write)

@@ -12,6 +12,8 @@ matplotlib.use("Agg")  # files only: training runs on machines without a display
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from .rundir import write_via  # noqa: E402
+
 
 def training_curves(history_csv: Path, out: Path) -> Path | None:
     """One panel per metric (train and validation) from history.csv."""
@@ -61,10 +63,10 @@ def confusion_matrix(true: np.ndarray, predicted: np.ndarray, class_names: Seque
 
 
 def save_figure(fig: plt.Figure, out: Path) -> Path:
-    out.parent.mkdir(parents=True, exist_ok=True)
+    """Save and close ``fig`` (written to a fresh file and renamed, never through a symlink)."""
     fig.tight_layout()
-    tmp = out.with_name(f".{out.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(out)
+    try:
+        write_via(out, lambda tmp: fig.savefig(tmp, dpi=110))
+    finally:
+        plt.close(fig)
     return out

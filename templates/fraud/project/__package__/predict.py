@@ -10,7 +10,6 @@ and both are counted and printed, per column. The target column is not needed.
 
 from __future__ import annotations
 
-import csv
 import time
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 
 from . import rundir
 from .config import get, load_config
+from .csv_out import write_csv
 from .data import TABLE_SUFFIXES, encode, read_table, report_fills
 from .errors import DataError, RunDirError
 
@@ -30,8 +30,7 @@ def run_prediction(run_path: Path, inputs: list[Path], out: Path | None,
     meta = rundir.read_meta(run)
     threshold = saved_threshold(run)
     tables = _expand(inputs)
-    out = out or run.path / "predictions"
-    out.mkdir(parents=True, exist_ok=True)
+    out = rundir.output_folder(run, out)
     net = rundir.load_model(rundir.model_checkpoint(run))
     batch_size = int(get(config, "predict.batch_size"))
     for table in tables:
@@ -52,10 +51,13 @@ def run_prediction(run_path: Path, inputs: list[Path], out: Path | None,
 
 def saved_threshold(run: rundir.RunDir) -> float:
     """The decision threshold train chose on validation data."""
-    value = run.read_metrics().get("final", {}).get("threshold")
+    final = run.read_metrics().get("final", {})
+    value = final.get("threshold") if isinstance(final, dict) else None
     if value is None:
         raise RunDirError(f"{run.metrics} has no decision threshold; the run did not finish "
                           "training (train again, or --resume it)")
+    if type(value) not in (int, float) or not 0.0 <= value <= 1.0:
+        raise RunDirError(f"{run.metrics}: final.threshold must be a number from 0 to 1")
     return float(value)
 
 
@@ -77,12 +79,8 @@ def _expand(inputs: list[Path]) -> list[Path]:
 
 def _write(path: Path, ids: dict[str, np.ndarray], scores: np.ndarray, decisions: np.ndarray
            ) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["row", *ids, "score", "decision"])
-        id_columns = [column.tolist() for column in ids.values()]
-        for index, score in enumerate(scores.tolist()):
-            writer.writerow([index + 1, *(column[index] for column in id_columns),
-                             repr(score), int(decisions[index])])  # exact: ties decide
-    tmp.replace(path)
+    id_columns = [column.tolist() for column in ids.values()]
+    rows = ([index + 1, *(column[index] for column in id_columns),
+             repr(score), int(decisions[index])]  # exact: ties decide
+            for index, score in enumerate(scores.tolist()))
+    write_csv(path, ["row", *ids, "score", "decision"], rows)

@@ -28,13 +28,13 @@ def classify(run: rundir.RunDir, config: Config, meta: dict[str, Any], inputs: l
     window = parse_window(str(get(config, "data.window")))
     images = np.stack([read_slice(path, size, channels, window)[0] for path in files])
     net = rundir.load_model(rundir.model_checkpoint(run))
+    rundir.check_model_outputs(net, meta)
     batch_size = int(get(config, "train.batch_size"))
     probabilities = np.asarray(net.predict(images, batch_size=batch_size, verbose=0))
     names = list(meta["class_names"])
     rows = [[str(path), names[int(np.argmax(p))], *(f"{v:.4f}" for v in p)]
             for path, p in zip(files, probabilities, strict=True)]
-    out = out or run.path / "predictions"
-    out.mkdir(parents=True, exist_ok=True)
+    out = rundir.output_folder(run, out)
     write_csv(out / "predictions.csv", ["file", "class", *(f"p_{n}" for n in names)], rows)
     for row in rows[:10]:
         print(f"{row[0]}: {row[1]}")

@@ -11,7 +11,6 @@ before the argmax, so ``OUT/<case>.nii.gz`` has the input's shape and affine.
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import numpy as np
 from . import model as _model  # noqa: F401  registers the custom loss/metric for load_model
 from . import rundir
 from .config import choice, get, load_config
+from .csv_out import write_csv
 from .data import pad_slices, padded_shape, prepare_image
 from .errors import DataError
 from .patches import BLENDS, sliding_window
@@ -41,9 +41,9 @@ def run_prediction(run_path: Path, inputs: list[Path], out: Path | None,
     if int(meta.get("dims", 2)) == 3:  # the window may change at predict time (--set)
         meta = {**meta, "overlap": float(get(config, "predict.overlap")),
                 "blend": choice(config, "predict.blend", BLENDS)}
-    out = out or run.path / "predictions"
-    out.mkdir(parents=True, exist_ok=True)
+    out = rundir.output_folder(run, out)
     net = rundir.load_model(rundir.model_checkpoint(run))
+    rundir.check_model_outputs(net, meta)
     batch_size = int(get(config, "train.batch_size"))
     rows = []
     for source in sources:
@@ -58,10 +58,8 @@ def run_prediction(run_path: Path, inputs: list[Path], out: Path | None,
         found = ", ".join(f"{name} {counts[i] * voxel_ml:.1f} ml"
                           for i, name in enumerate(meta["class_names"]) if i and counts[i])
         print(f"{source} -> {target} ({found or 'no foreground'})")
-    with (out / "volumes.csv").open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["input", "mask", *(f"{n}_ml" for n in meta["class_names"][1:])])
-        writer.writerows(rows)
+    write_csv(out / "volumes.csv", ["input", "mask", *(f"{n}_ml" for n in meta["class_names"][1:])],
+              rows)
     print(f"{len(rows)} mask(s) written to {out}")
     return out
 
@@ -108,9 +106,7 @@ def write_mask(mask: np.ndarray, volume: Volume, target: Path) -> None:
     image.header.set_intent("label")
     image.set_qform(volume.affine, code=1)
     image.set_sform(volume.affine, code=1)
-    tmp = target.with_name(f".{target.name}.tmp.nii.gz")
-    nib.save(image, tmp)
-    tmp.replace(target)
+    rundir.write_via(target, lambda tmp: nib.save(image, tmp))
 
 
 def expand(inputs: list[Path]) -> list[Path]:

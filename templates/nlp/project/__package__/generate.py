@@ -16,7 +16,6 @@ line, ``.csv`` / ``.jsonl`` files' text column), and ``-`` reads them from stdin
 
 from __future__ import annotations
 
-import csv
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ import numpy as np
 from . import rundir
 from .chat import Conversation
 from .config import Config, choice, get
+from .csv_out import write_csv
 from .decoding import sample, translate
 from .errors import ConfigError
 from .predict import collect_texts
@@ -38,8 +38,7 @@ def run_generation(run: rundir.RunDir, config: Config, meta: dict[str, Any],
                    inputs: list[Path], out: Path | None) -> Path:
     """Predict with a translation or causal_lm run; return the output folder."""
     net = rundir.load_model(rundir.model_checkpoint(run))
-    out = out or run.path / "predictions"
-    out.mkdir(parents=True, exist_ok=True)
+    out = rundir.output_folder(run, out)
     if meta["task"] == "translation":
         return _translate(net, meta, _texts(inputs, meta["source_column"]), out)
     mode = choice(config, "predict.mode", ("sample", "chat"))
@@ -79,10 +78,7 @@ def _translate(net: Any, meta: dict[str, Any], named: tuple[list[str], list[str]
 def _write_rows(target: Path, header: list[str], *columns: list[str], shown: str) -> Path:
     """Write the columns as CSV; print the first rows with the ``shown`` format."""
     rows = list(zip(*columns, strict=True))
-    with target.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(header)
-        writer.writerows(rows)
+    write_csv(target, header, rows)
     for row in rows[:SHOWN]:
         print(shown.format(*row))
     return target

@@ -28,11 +28,11 @@ def run_prediction(run_path: Path, inputs: list[Path], out: Path | None,
     run = rundir.open_existing(run_path)
     config = load_config(run.config, overrides or [])  # predict --set KEY=VALUE
     meta = rundir.read_meta(run)
-    out = out or run.path / "predictions"
     images, videos = expand_inputs(inputs)
     net = rundir.load_model(rundir.model_checkpoint(run))
+    rundir.check_model_outputs(net, meta)
     top_k = min(int(get(config, "predict.top_k")), len(meta["class_names"]))
-    out.mkdir(parents=True, exist_ok=True)
+    out = rundir.output_folder(run, out)
     if images:
         rows = predict_images(net, images, meta, top_k)
         write_csv(out / "predictions.csv", ["file", "class", "probability", "top_k"], rows)
