@@ -19,6 +19,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from . import limits
 from .errors import ConfigError
 
 Config = dict[str, Any]
@@ -33,7 +34,9 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         config = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise ConfigError(f"{path} is not valid TOML: {err}") from None
-    return apply_overrides(config, overrides)
+    config = apply_overrides(config, overrides)
+    limits.configure(config)  # data readers refuse files over these caps
+    return config
 
 
 def apply_overrides(config: Config, overrides: list[str] | tuple[str, ...]) -> Config:

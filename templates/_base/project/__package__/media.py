@@ -1,12 +1,15 @@
-"""Image and video inputs for ``predict``: which files are which, and CSV output."""
+"""Image and video inputs: which files are which, opening images safely, and CSV output."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from . import csv_out
 from .errors import DataError
+from .limits import check, limit, too_large
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
@@ -14,6 +17,34 @@ VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
 def is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+
+
+def open_image(path: Path) -> Any:
+    """``PIL.Image.open(path)`` after checking the pixel count in its header.
+
+    Pillow reads only the header here; the pixels are decoded later (``convert``,
+    ``load``). An image over ``limits.image_megapixels`` is a DataError naming the
+    file and the knob, before any pixel is decoded: a 1 MB PNG can declare
+    gigabytes. Other failures keep Pillow's types (UnidentifiedImageError, OSError).
+    Use it as a context manager, like ``Image.open``.
+    """
+    from PIL import Image
+
+    # Pillow's own bomb check runs inside open(): a warning above MAX_IMAGE_PIXELS (our
+    # check below refuses those, so it is silenced), an error above twice that.
+    Image.MAX_IMAGE_PIXELS = limit("image_megapixels")
+    warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    try:
+        image = Image.open(path)
+    except Image.DecompressionBombError:
+        raise DataError(too_large("image_megapixels", path, "the image")) from None
+    try:
+        width, height = image.size
+        check("image_megapixels", width * height, path, f"the image ({width}x{height} pixels)")
+    except BaseException:
+        image.close()
+        raise
+    return image
 
 
 def expand_inputs(inputs: list[Path],

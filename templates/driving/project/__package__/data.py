@@ -12,8 +12,6 @@ flipped with its frame) and steering balancing (rare sharp turns drawn more ofte
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -24,8 +22,9 @@ from PIL import Image, UnidentifiedImageError
 
 from .config import Config, choice, get
 from .errors import ConfigError, DataError
-from .media import IMAGE_SUFFIXES
+from .media import IMAGE_SUFFIXES, open_image
 from .pipeline import Batches, BatchTransform, Splits
+from .tables import open_table
 
 TASKS = ("steering", "segmentation")
 Image.MAX_IMAGE_PIXELS = 20_000 * 20_000  # refuse decompression bombs beyond 400 MP
@@ -207,36 +206,24 @@ def _read_labels(root: Path, targets: list[str], on_bad: str) -> tuple[list[Path
                         "(or set data.task = \"segmentation\")")
     if not targets:
         raise ConfigError("data.targets is empty; name at least one labels.csv column")
-    try:
-        text = labels_csv.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise DataError(f"{labels_csv} is not UTF-8 text ({err.reason} at byte {err.start}); "
-                        "re-save it as UTF-8") from None
-    with io.StringIO(text, newline="") as handle:
-        reader = csv.DictReader(handle)
-        columns = [c.strip() for c in reader.fieldnames or []]
-        missing = [c for c in ["filename", *targets] if c not in columns]
-        if missing:
-            raise DataError(f"{labels_csv} has no column {missing[0]!r} "
-                            f"(columns: {', '.join(columns) or 'none'})")
-        files: list[Path] = []
-        values: list[list[float]] = []
-        skipped: list[str] = []
-        for line, row in enumerate(reader, start=2):
-            extra = row.pop(None, [])  # DictReader keeps fields past the header under None
-            fields = len(columns) + len(extra) - sum(v is None for v in row.values())
-            row = {k.strip(): (v or "").strip() for k, v in row.items()}
-            name = row["filename"]
+    files: list[Path] = []
+    values: list[list[float]] = []
+    skipped: list[str] = []
+    with open_table(labels_csv, delimiter=",") as table:
+        name_at, *target_at = table.require(["filename", *targets])
+        for line, fields in table.rows(ragged="keep"):
+            name = fields[name_at].strip() if name_at < len(fields) else ""
             path = root / name if (root / name).is_file() else root / "images" / name
             problem = ""
             try:
-                numbers = [float(row[t]) for t in targets]
+                numbers = [float(fields[i]) if i < len(fields) else float("nan")
+                           for i in target_at]
                 if not np.all(np.isfinite(numbers)):
                     problem = "a target is not finite"
             except ValueError:
                 problem = f"a target in {targets} is not a number"
-            if fields != len(columns):
-                problem = (f"{fields} fields, the header has {len(columns)} "
+            if len(fields) != len(table.header):
+                problem = (f"{len(fields)} fields, the header has {len(table.header)} "
                            "(a ragged row; quote fields that hold commas)")
             if not problem and not path.is_file():
                 problem = f"image {path} does not exist"
@@ -269,9 +256,9 @@ def _read_masks(root: Path, files: list[Path], size: tuple[int, int], num_classe
         if mask_path is None:
             raise DataError(f"no mask for {image_path}: expected {candidates[0]}")
         try:
-            with Image.open(mask_path) as img:
+            with open_image(mask_path) as img:
                 mask_img = img.convert("L") if img.mode not in ("L", "P", "I", "I;16") else img
-                with Image.open(image_path) as frame:
+                with open_image(image_path) as frame:
                     frame_size = frame.size
                 if mask_img.size != frame_size:
                     raise DataError(
@@ -309,13 +296,13 @@ def _decode(path: Path, size: tuple[int, int], mode: str
             ) -> tuple[np.ndarray | None, tuple[int, int], str]:
     """(uint8 frame, original (width, height), error text)."""
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
             original = img.size
             pixels = img.convert(mode)
             if original != (size[1], size[0]):
                 pixels = pixels.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             array = np.asarray(pixels, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
+    except (UnidentifiedImageError, OSError, ValueError, DataError) as err:
         return None, (0, 0), str(err).split("\n")[0] or type(err).__name__
     return array, original, ""
 

@@ -13,7 +13,6 @@ predict, draw, encode) is printed.
 
 from __future__ import annotations
 
-import csv
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,8 +25,9 @@ from . import augment, rundir
 from .config import get, load_config
 from .data import list_images, read_frame
 from .errors import DataError
-from .media import expand_inputs, write_csv
+from .media import expand_inputs, open_image, write_csv
 from .report import overlay
+from .tables import open_table
 
 _REGISTERED = augment.RandomShadow  # custom layer known before load_model
 MIN_DRAW_WIDTH = 600  # tiny frames (PilotNet's 200 px) are upscaled so the text is legible
@@ -171,7 +171,7 @@ class Predictor:
     def _save_annotated(self, path: Path, output: np.ndarray, target: Path) -> None:
         from PIL import Image
 
-        with Image.open(path) as img:
+        with open_image(path) as img:
             original = np.asarray(img.convert("RGB"))
         target.parent.mkdir(parents=True, exist_ok=True)
         # compress_level 1: default PNG compression made writing the frames most of the loop
@@ -231,13 +231,16 @@ def _known_steering(files: list[Path]) -> dict[Path, float]:
         for labels in (folder / "labels.csv", folder.parent / "labels.csv"):
             if not labels.is_file():
                 continue
-            with labels.open(newline="", encoding="utf-8-sig") as handle:
-                for row in csv.DictReader(handle):
+            with open_table(labels, delimiter=",") as table:
+                if "filename" not in table.header or "steering" not in table.header:
+                    break  # no ground truth to show; predict does not need it
+                name_at, value_at = table.require(["filename", "steering"])
+                for _, fields in table.rows(ragged="keep"):
                     try:
-                        value = float(row.get("steering", ""))
-                    except ValueError:
+                        value = float(fields[value_at])
+                    except (ValueError, IndexError):
                         continue
-                    name = row.get("filename", "")
+                    name = fields[name_at].strip() if name_at < len(fields) else ""
                     for base in (labels.parent, labels.parent / "images"):
                         truth[(base / name).resolve()] = value
             break

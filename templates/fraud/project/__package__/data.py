@@ -1,6 +1,7 @@
 """Fraud data: one table -> numeric features and category ids -> batches.
 
-    data.path         a CSV (or Parquet, with pyarrow) file, one row per transaction
+    data.dir          a folder holding one CSV (or Parquet, with pyarrow) file, one row
+                      per transaction; or data.path naming the file (it then wins)
     data.target       the binary label column (0/1, true/false, yes/no or two strings)
 
 Column types are inferred and can be forced in config: numbers and booleans
@@ -20,7 +21,6 @@ lookups inside a compiled JAX model are not possible.
 
 from __future__ import annotations
 
-import csv
 import importlib.util
 import itertools
 import re
@@ -33,6 +33,7 @@ import numpy as np
 from .config import Config, choice, get
 from .errors import DataError
 from .pipeline import Batches, Splits, stratified_split
+from .tables import open_table
 
 TABLE_SUFFIXES = (".csv", ".parquet")
 MISSING_TOKENS = ("", "na", "n/a", "nan", "null", "none", "?")
@@ -71,13 +72,13 @@ def load_splits(config: Config, *, batch_size: int) -> Splits:
     kinds, dropped = infer_kinds(columns, config, path, target)
     parsed = {name: parse_column(columns[name], kind, name, path) for name, kind in kinds.items()}
 
-    val_path = str(get(config, "data.val_path"))
+    val_path = named_table(config, "data.val_path")
     if val_path:
         train_rows = np.arange(len(labels))
-        val_columns = read_table(Path(val_path))
-        val_labels, _ = parse_target(_require(val_columns, [target], Path(val_path))[target],
-                                     target, Path(val_path), classes[1], expect=classes)
-        val_parsed = parse_for_kinds(val_columns, kinds, Path(val_path))
+        val_columns = read_table(val_path)
+        val_labels, _ = parse_target(_require(val_columns, [target], val_path)[target],
+                                     target, val_path, classes[1], expect=classes)
+        val_parsed = parse_for_kinds(val_columns, kinds, val_path)
         split = "separate validation file"
     else:
         train_rows, val_rows = split_rows(config, labels, columns, kinds, path)
@@ -159,14 +160,28 @@ def encode(columns: dict[str, np.ndarray], meta: dict[str, Any], path: Path) -> 
 
 
 def table_path(config: Config) -> Path:
-    """data.path, or the only CSV/Parquet file in data.dir."""
-    named = str(get(config, "data.path"))
-    if named:
-        path = Path(named)
-        if not path.is_file():
-            raise DataError(f"data file {path} does not exist (set data.path in config.toml)")
-        return path
-    return only_table_in(Path(get(config, "data.dir")))
+    """``data.path`` when set, else the only CSV/Parquet file in ``data.dir``."""
+    return named_table(config, "data.path") or only_table_in(Path(get(config, "data.dir")))
+
+
+def named_table(config: Config, key: str) -> Path | None:
+    """The file ``key`` (data.path, data.val_path) names; None when it is "".
+
+    An absolute path, or one that exists from the working folder, is used as given;
+    a bare name is looked up in ``data.dir``. A set ``data.path`` replaces the
+    search of ``data.dir``, so it must exist: it is never silently passed over.
+    """
+    named = str(get(config, key))
+    if not named:
+        return None
+    path = Path(named)
+    if not path.is_absolute() and not path.exists():
+        path = Path(get(config, "data.dir")) / named
+    if not path.is_file():
+        raise DataError(f"{key} = {named!r}: no such file here or in data.dir "
+                        f"{get(config, 'data.dir')!r} (set {key} = \"\" to use the only table "
+                        "in data.dir)")
+    return path
 
 
 def only_table_in(folder: Path) -> Path:
@@ -189,33 +204,19 @@ def read_table(path: Path, max_rows: int = 0) -> dict[str, np.ndarray]:
         return _read_parquet(path, max_rows)
     if path.suffix.lower() != ".csv":
         raise DataError(f"{path}: expected a .csv or .parquet file")
-    try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            header = [name.strip() for name in next(reader, [])]
-            if not header or not any(header):
-                raise DataError(f"{path} is empty (no header row)")
-            _check_header(header, path)
-            chunks: list[list[np.ndarray]] = []
-            count = 0
-            while not max_rows or count < max_rows:
-                take = CHUNK_ROWS if not max_rows else min(CHUNK_ROWS, max_rows - count)
-                rows = list(itertools.islice(reader, take))
-                if not rows:
-                    break
-                if any(len(row) != len(header) for row in rows):
-                    rows = [row for row in rows if row]  # blank lines are skipped
-                    bad = next((i for i, row in enumerate(rows) if len(row) != len(header)), None)
-                    if bad is not None:
-                        raise DataError(
-                            f"{path}: data row {count + bad + 1} has {len(rows[bad])} fields, "
-                            f"the header {len(header)} (a ragged row; quote fields with commas)")
-                count += len(rows)
-                chunks.append([np.array(col, dtype=str) for col in zip(*rows, strict=True)])
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path} is not UTF-8 text: {err.reason} at byte {err.start}") from None
-    except csv.Error as err:
-        raise DataError(f"{path} is not a readable CSV file: {err}") from None
+    with open_table(path, delimiter=",") as table:
+        header = table.header
+        _check_header(header, path)
+        rows = table.rows()
+        chunks: list[list[np.ndarray]] = []
+        count = 0
+        while not max_rows or count < max_rows:
+            take = CHUNK_ROWS if not max_rows else min(CHUNK_ROWS, max_rows - count)
+            chunk = [row for _, row in itertools.islice(rows, take)]
+            if not chunk:
+                break
+            count += len(chunk)
+            chunks.append([np.array(col, dtype=str) for col in zip(*chunk, strict=True)])
     if not chunks:
         raise DataError(f"{path} has a header but no rows")
     return {name: np.concatenate([chunk[i] for chunk in chunks]).astype(str)

@@ -300,7 +300,7 @@ def _preprocessing(config: Config, images: list[Volume], class_names: list[str]
 def prepare_image(image: Volume, meta: dict[str, Any]) -> np.ndarray:
     """RAS+ image -> resampled to meta's spacing -> normalised -> uint8 (x, y, z)."""
     shape = resampled_shape(image.data.shape, image.spacing, tuple(meta["spacing"]))
-    data = resample_to(image.data, shape, order=1)
+    data = resample_to(image.data, shape, order=1, source=image.source)
     return to_uint8(normalize(data, meta["normalize"], tuple(meta["ct_window"])),
                     meta["normalize"])
 

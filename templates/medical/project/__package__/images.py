@@ -12,10 +12,13 @@ only converted to the configured number of channels.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .errors import ConfigError, DataError
+from .limits import check
+from .media import open_image
 
 DICOM_SUFFIXES = (".dcm", ".dicom")
 PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -59,8 +62,13 @@ def _read_dicom(path: Path, window: tuple[float, float] | str) -> tuple[np.ndarr
 
     try:
         ds = pydicom.dcmread(path)
-        pixels = ds.pixel_array.astype(np.float32)
     except Exception as err:  # pydicom raises several types for truncated or foreign files
+        reason = str(err).split("\n")[0] or type(err).__name__
+        raise DataError(f"cannot read DICOM file {path}: {reason}") from None
+    check_dicom_size(ds, path)
+    try:
+        pixels = ds.pixel_array.astype(np.float32)
+    except Exception as err:
         reason = str(err).split("\n")[0] or type(err).__name__
         raise DataError(f"cannot read DICOM file {path}: {reason}") from None
     if pixels.ndim == 3 and int(ds.get("SamplesPerPixel", 1)) == 1:
@@ -76,6 +84,23 @@ def _read_dicom(path: Path, window: tuple[float, float] | str) -> tuple[np.ndarr
     if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
         grey = 1.0 - grey
     return np.rint(grey * 255.0).astype(np.uint8), str(ds.get("PatientID", "") or "")
+
+
+def check_dicom_size(ds: Any, path: Path) -> None:
+    """Refuse a DICOM whose Rows x Columns (x frames) is over the limits, before decoding.
+
+    Compressed pixel data (JPEG 2000, RLE) can declare far more pixels than the file
+    holds bytes; the header's numbers are checked against ``limits.image_megapixels``
+    per frame and ``limits.volume_megavoxels`` for all frames together.
+    """
+    try:
+        rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+        frames = int(ds.get("NumberOfFrames", 1) or 1)
+    except (TypeError, ValueError):
+        raise DataError(f"{path}: Rows, Columns or NumberOfFrames is not a number") from None
+    check("image_megapixels", rows * columns, path, f"the image ({columns}x{rows} pixels)")
+    check("volume_megavoxels", rows * columns * frames, path,
+          f"the pixel data ({frames} frames of {columns}x{rows})")
 
 
 def _window(ds: object, values: np.ndarray, window: tuple[float, float] | str
@@ -99,7 +124,7 @@ def _read_picture(path: Path, channels: int) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as picture:
+        with open_image(path) as picture:
             if picture.mode in ("I;16", "I;16B", "I", "F"):  # 16-bit PNG: scale to 8 bits
                 array = np.asarray(picture, dtype=np.float32)
                 span = max(float(array.max() - array.min()), 1e-6)

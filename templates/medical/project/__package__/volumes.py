@@ -10,13 +10,18 @@ training, evaluation and prediction must apply exactly the same steps.
 
 from __future__ import annotations
 
+import gzip
 import json
+import math
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from .errors import DataError
+from .limits import check
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 RAS = np.array([[0, 1], [1, 1], [2, 1]], dtype=float)  # nibabel orientation of RAS+ arrays
@@ -72,7 +77,12 @@ def load_nifti(path: Path, *, label: bool = False, modality: str = "") -> Volume
     if path.stat().st_size == 0:
         raise DataError(f"{path} is empty (0 bytes)")
     try:
-        image = nib.load(str(path))
+        image = nib.load(str(path))  # reads the header only; the voxels come below
+    except Exception as err:  # nibabel, gzip and zlib all raise their own types
+        reason = str(err).split("\n")[0] or type(err).__name__
+        raise DataError(f"cannot read {path}: {reason} (corrupt or not a NIfTI file)") from None
+    _check_declared_size(path, image.header)
+    try:
         array = np.asarray(image.dataobj)  # applies scl_slope / scl_inter
         affine = np.asarray(image.affine, dtype=np.float64)
     except Exception as err:  # nibabel, gzip and zlib all raise their own types
@@ -90,10 +100,43 @@ def load_nifti(path: Path, *, label: bool = False, modality: str = "") -> Volume
     return _reorient(array, affine, modality, path)
 
 
+def _check_declared_size(path: Path, header: Any) -> None:
+    """Refuse a NIfTI whose header declares more voxels, or more bytes, than it can hold.
+
+    Checked before the voxels are read: the shape against ``limits.volume_megavoxels``,
+    then shape x data type against the file's size (a ``.gz`` is decompressed as a
+    stream, 1 MB at a time, only as far as the header's claim).
+    """
+    shape = tuple(int(n) for n in header.get_data_shape())
+    voxels = math.prod(shape)
+    check("volume_megavoxels", voxels, path, f"the volume ({'x'.join(map(str, shape))} voxels)")
+    dtype = header.get_data_dtype()
+    needed = int(header.get_data_offset()) + voxels * dtype.itemsize
+    if path.name.lower().endswith(".gz"):
+        have = 0
+        try:
+            with gzip.open(path, "rb") as stream:
+                while have < needed:
+                    chunk = stream.read(min(1 << 20, needed - have))
+                    if not chunk:
+                        break
+                    have += len(chunk)
+        except (OSError, EOFError, zlib.error) as err:
+            raise DataError(f"cannot read {path}: {err} (corrupt or truncated .gz)") from None
+    else:
+        have = path.stat().st_size
+    if have < needed:
+        raise DataError(f"{path}: the header declares {'x'.join(map(str, shape))} "
+                        f"{dtype} ({needed} bytes with the header) but the file holds {have} "
+                        "(truncated or corrupt)")
+
+
 def load_dicom_series(folder: Path) -> Volume:
     """One DICOM series: slices sorted by position, rescale applied, spacing kept."""
     import pydicom
     from pydicom.errors import InvalidDicomError
+
+    from .images import check_dicom_size
 
     slices = []
     for path in sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")):
@@ -141,6 +184,10 @@ def load_dicom_series(folder: Path) -> Volume:
         thickness = float(first.get("SpacingBetweenSlices", first.get("SliceThickness", 1.0)))
         step = normal * thickness
     row_spacing, col_spacing = (float(v) for v in first.PixelSpacing)
+    for path, ds in slices:
+        check_dicom_size(ds, path)
+    check("volume_megavoxels", int(first.Rows) * int(first.Columns) * len(slices), folder,
+          f"the series ({len(slices)} slices of {first.Columns}x{first.Rows})")
     planes = []
     for path, ds in slices:
         try:
@@ -217,10 +264,17 @@ def dataset_info(root: Path) -> dict:
 # ---------------------------------------------------------------- resampling, intensities
 
 
-def resample_to(array: np.ndarray, shape: tuple[int, ...], order: int) -> np.ndarray:
-    """Resample ``array`` onto ``shape`` (corner voxels aligned): order 1 images, 0 labels."""
+def resample_to(array: np.ndarray, shape: tuple[int, ...], order: int,
+                source: Path | str = "a volume") -> np.ndarray:
+    """Resample ``array`` onto ``shape`` (corner voxels aligned): order 1 images, 0 labels.
+
+    The output size is checked against ``limits.volume_megavoxels`` before it is
+    allocated: a few coarse voxels (300 mm each, say) can resample to gigabytes.
+    """
     if tuple(array.shape) == tuple(shape):
         return array
+    check("volume_megavoxels", math.prod(shape), source,
+          f"resampling to {'x'.join(map(str, shape))} voxels")
     from scipy import ndimage
 
     factors = [t / n for t, n in zip(shape, array.shape, strict=True)]

@@ -14,7 +14,6 @@ Empty texts are skipped and counted; longer texts are truncated and counted.
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Any
@@ -24,11 +23,11 @@ import numpy as np
 from .config import Config, choice, get
 from .errors import ConfigError, DataError
 from .pipeline import Batches, Splits, stratified_split
+from .tables import open_table, text_lines
 from .tokenizer import WordPiece, learn_vocabulary
 
 SUFFIXES = (".csv", ".jsonl", ".tsv")
 TASKS = ("classification", "translation", "causal_lm")
-csv.field_size_limit(2**24)  # long documents in one cell are fine
 
 
 # A key only each task's config.toml has: the config was generated for that task.
@@ -163,17 +162,10 @@ def read_texts(path: Path, text_column: str, label_column: str | None, *, limit:
 
 def _read_rows(path: Path, text_column: str, label_column: str | None
                ) -> list[tuple[int, str, str]]:
-    try:
-        content = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path} is not UTF-8 text (byte {err.start}: {err.reason}); "
-                        "re-save it as UTF-8") from None
-    except OSError as err:
-        raise DataError(f"cannot read {path}: {err.strerror}") from None
     wanted = [text_column] + ([label_column] if label_column else [])
     rows: list[tuple[int, str, str]] = []
     if path.suffix.lower() == ".jsonl":
-        for number, line in enumerate(content.splitlines(), start=1):
+        for number, line in text_lines(path):
             if not line.strip():
                 continue
             try:
@@ -189,27 +181,10 @@ def _read_rows(path: Path, text_column: str, label_column: str | None
             label = record[label_column] if label_column else ""
             rows.append((number, _as_text(record[text_column]), _as_text(label)))
         return rows
-    delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
-    reader = csv.reader(content.splitlines(), delimiter=delimiter)
-    header = next(reader, None)
-    if header is None:
-        raise DataError(f"{path} is empty; expected a header row with {', '.join(wanted)}")
-    header = [name.strip() for name in header]
-    missing = [c for c in wanted if c not in header]
-    if missing:
-        raise DataError(f"{path}: no column {missing[0]!r} (columns: {', '.join(header)}); "
-                        f"set data.text_column / data.label_column")
-    text_at = header.index(text_column)
-    label_at = header.index(label_column) if label_column else None
-    for number, row in enumerate(reader, start=2):
-        if not row:
-            continue
-        if len(row) != len(header):  # a comma inside an unquoted text shifts every column
-            raise DataError(f"{path}:{number}: {len(row)} fields, the header has "
-                            f"{len(header)} (quote texts that contain {delimiter!r})")
-        text = row[text_at] if text_at < len(row) else ""
-        label = row[label_at] if label_at is not None and label_at < len(row) else ""
-        rows.append((number, text, label))
+    with open_table(path) as table:
+        text_at, *label_at = table.require(wanted, "set data.text_column / data.label_column")
+        for number, row in table.rows():
+            rows.append((number, row[text_at], row[label_at[0]] if label_at else ""))
     return rows
 
 

@@ -29,6 +29,7 @@ from .data import (
 from .errors import DataError
 from .pipeline import Batches, Splits
 from .seq_text import encode_rows, token_lengths, with_markers, wordpiece
+from .tables import text_lines
 
 
 def load_corpus(config: Config, *, batch_size: int) -> Splits:
@@ -135,13 +136,7 @@ def _txt_files(folder: Path) -> list[Path]:
 
 
 def _read_lines(path: Path) -> list[str]:
-    try:
-        lines = path.read_bytes().decode("utf-8-sig").splitlines()
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path} is not UTF-8 text (byte {err.start}: {err.reason}); "
-                        "re-save it as UTF-8") from None
-    except OSError as err:
-        raise DataError(f"cannot read {path}: {err.strerror}") from None
+    lines = [line for _, line in text_lines(path)]
     documents = [line.strip() for line in lines if line.strip()]
     if not documents:
         raise DataError(f"{path} has no non-empty lines (one document per line)")

@@ -25,6 +25,7 @@ from .config import get, load_config
 from .csv_out import write_csv
 from .data import SUFFIXES, make_encoder, read_texts
 from .errors import DataError
+from .tables import text_lines
 
 
 def run_prediction(run_path: Path, inputs: list[Path], out: Path | None,
@@ -43,8 +44,8 @@ def run_prediction(run_path: Path, inputs: list[Path], out: Path | None,
         print(f"note: {truncated} text(s) longer than {meta['sequence_length']} tokens were "
               "truncated", flush=True)
     net = rundir.load_model(rundir.model_checkpoint(run))
-    probabilities = np.asarray(net.predict(encoded, batch_size=int(get(config,
     rundir.check_model_outputs(net, meta)
+    probabilities = np.asarray(net.predict(encoded, batch_size=int(get(config,
                                                                        "predict.batch_size")),
                                            verbose=0))
     class_names = list(meta["class_names"])
@@ -92,10 +93,7 @@ def collect_texts(inputs: list[Path], text_column: str) -> tuple[list[str], list
 
 def read_texts_file(path: Path) -> tuple[list[str], int]:
     """Non-empty lines of a text file; DataError naming the file if it is not UTF-8."""
-    try:
-        lines = path.read_bytes().decode("utf-8-sig").splitlines()
-    except UnicodeDecodeError as err:
-        raise DataError(f"{path} is not UTF-8 text (byte {err.start}: {err.reason})") from None
+    lines = [line for _, line in text_lines(path)]
     texts = [line for line in lines if line.strip()]
     if len(texts) < len(lines):
         print(f"note: {path}: skipped {len(lines) - len(texts)} empty line(s)", flush=True)

@@ -20,12 +20,12 @@ from PIL import Image, UnidentifiedImageError
 
 from .config import Config, choice, get
 from .errors import DataError
-from .media import IMAGE_SUFFIXES, is_image
+from .media import IMAGE_SUFFIXES, is_image, open_image
 from .pipeline import Batches, Splits, stratified_split
 
 Image.MAX_IMAGE_PIXELS = 20_000 * 20_000  # refuse decompression bombs beyond 400 MP
 # What Pillow raises for a file it cannot use; a bomb is refused when the header is read.
-UNREADABLE = (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError)
+UNREADABLE = (UnidentifiedImageError, OSError, ValueError, DataError)  # DataError: too large
 
 
 def load_splits(config: Config, *, batch_size: int) -> Splits:
@@ -100,7 +100,7 @@ def read_image(path: Path, size: int, mode: str) -> np.ndarray:
 
 def _decode(path: Path, size: int, mode: str) -> tuple[np.ndarray | None, str]:
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
             img.draft("L" if mode == "grayscale" else "RGB", (size, size))  # fast JPEG downscale
             pixels = img.convert("L" if mode == "grayscale" else "RGB")
             pixels = pixels.resize((size, size), Image.Resampling.BILINEAR)
@@ -165,7 +165,7 @@ def _image_size(config: Config, files: list[Path]) -> int:
     sides = []
     for path in files[:: max(1, len(files) // 200)]:
         try:
-            with Image.open(path) as img:
+            with open_image(path) as img:
                 sides.append(min(img.size))
         except UNREADABLE:
             continue
@@ -179,7 +179,7 @@ def _color_mode(config: Config, files: list[Path]) -> str:
         return asked
     for path in files[:: max(1, len(files) // 200)]:
         try:
-            with Image.open(path) as img:
+            with open_image(path) as img:
                 if img.mode not in ("L", "1", "I;16", "I", "LA"):
                     return "rgb"
         except UNREADABLE:
