@@ -6,6 +6,7 @@ module turns them into ``error: <message>`` on stderr and exit code 2.
 
 from __future__ import annotations
 
+import difflib
 import importlib.metadata
 import importlib.util
 import json
@@ -25,19 +26,25 @@ import click
 
 from . import __version__, catalog, settings
 from .errors import AppgenError
-from .render import BACKENDS, RenderRequest, preview_config, render_project
+from .render import (
+    RenderRequest,
+    check_backend,
+    preview_config,
+    render_project,
+    resolve_task,
+)
 
 EXIT_CONFLICTS = 1  # like `git merge`: the update was written but needs the user's hand
 
 EXIT_ERROR = 2
 _DATA_DIR = "data"
-BACKEND_MODULES = ("tensorflow", "jax", "torch", "keras", "keras_hub")
+BACKEND_MODULES = ("tensorflow", "jax", "keras", "keras_hub")
 
 # Run by `appgen doctor` in a child process: it imports TensorFlow/JAX, which the
 # generator itself must never do, and a crash there must not take the CLI down.
 _DOCTOR_SNIPPET = r"""
 import importlib.util, json, os, sys, types
-package_dir, config = sys.argv[1], json.loads(sys.argv[2])
+package_dir, backend, configs = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
 package = types.ModuleType("appgen_runtime")
 package.__path__ = [package_dir]  # lets strategy.py's relative imports find its siblings
 sys.modules["appgen_runtime"] = package
@@ -46,8 +53,19 @@ spec = importlib.util.spec_from_file_location(
 strategy = importlib.util.module_from_spec(spec)
 sys.modules["appgen_runtime.strategy"] = strategy
 spec.loader.exec_module(strategy)
-env = strategy.describe_environment(config.get("runtime", {}).get("backend"))
-print(strategy.format_plan(strategy.choose_plan(config, env)))
+env = strategy.describe_environment(backend)
+plans = {label: strategy.format_plan(strategy.choose_plan(config, env)).splitlines()
+         for label, config in configs.items()}
+# Lines every template shares (devices, precision) once; the rest (batch size, learning
+# rate) per template and task, since each has its own defaults.
+common = [line for line in next(iter(plans.values()))
+          if all(line in lines for lines in plans.values())]
+print("\n".join(common))
+width = max(len(label) for label in plans) + 1
+for label, lines in plans.items():
+    for line in lines:
+        if line not in common:
+            print(f"{label + ':':<{width}} {line}")
 """
 # Used by `doctor` when no built-in template renders a config.toml to plan with.
 _DOCTOR_FALLBACK_CONFIG: dict[str, Any] = {
@@ -58,12 +76,22 @@ _DOCTOR_FALLBACK_CONFIG: dict[str, Any] = {
 }
 
 
+def _check_backend(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    # One line (from check_backend) instead of click's three-line usage error, so that
+    # --backend torch says why it is refused.
+    if value is not None:
+        check_backend(value)
+    return value
+
+
 class _Group(click.Group):
     """Click group that reports library errors as one line and exit code 2."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except BrokenPipeError:
+            raise  # `appgen ... | head`: click's main exits quietly, as a pipeline expects
         except AppgenError as exc:
             click.echo(f"error: {exc}", err=True)
             ctx.exit(EXIT_ERROR)
@@ -86,7 +114,8 @@ def main() -> None:
 @click.option("--task", default=None, help="Task of the template (default: its first).")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=None,
               help="Project directory (default: ./NAME).")
-@click.option("--backend", type=click.Choice(BACKENDS), default="tensorflow", show_default=True,
+@click.option("--backend", metavar="[tensorflow|jax]", callback=_check_backend,
+              default="tensorflow", show_default=True,
               help="Keras backend written into config.toml.")
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override a config.toml default (repeatable), e.g. train.epochs=5.")
@@ -142,11 +171,13 @@ def list_command() -> None:
     templates = catalog.list_templates()
     if not templates:
         click.echo("no templates found")
+    rows = [(t, ",".join(t.effective_tasks()) or "-") for t in templates]
     width = max((len(t.name) for t in templates), default=0)
-    for template in templates:
-        tasks = ",".join(template.effective_tasks()) or "-"
+    tasks_width = max((len(tasks) for _, tasks in rows), default=0)
+    for template, tasks in rows:
         origin = "  (user)" if template.source == "user" else ""
-        click.echo(f"{template.name:<{width}}  {tasks:<28}  {template.description}{origin}")
+        click.echo(f"{template.name:<{width}}  {tasks:<{tasks_width}}  "
+                   f"{template.description}{origin}")
     for path, reason in catalog.broken_templates():
         click.echo(f"warning: skipped {path}: {reason}", err=True)
     # stderr: stdout stays one line per template for scripts that read it.
@@ -179,7 +210,12 @@ def info(template_ref: str, task: str | None) -> None:
     if text is None:
         click.echo("  options:     none (no config.toml)")
         return
-    click.echo("  options (set with --set KEY=VALUE):")
+    shown = resolve_task(template, task)
+    others = [name for name in tasks if name != shown]
+    hint = (f"; `appgen info {template.name} --task {others[0]}` for another task's"
+            if others else "")
+    click.echo(f"  options{f' of task {shown}' if shown else ''} "
+               f"(set with --set KEY=VALUE{hint}):")
     keys = settings.describe_keys(text)
     rules = template.effective_options()
     width = max((len(a.key) for a in keys), default=0)
@@ -195,7 +231,7 @@ def info(template_ref: str, task: str | None) -> None:
 @click.argument("directory", metavar="[DIR]", type=click.Path(path_type=Path), default=Path("."))
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Change a recorded answer (repeatable), e.g. train.epochs=5.")
-@click.option("--backend", type=click.Choice(BACKENDS), default=None,
+@click.option("--backend", metavar="[tensorflow|jax]", callback=_check_backend, default=None,
               help="Change the recorded backend.")
 @click.option("--task", default=None, help="Change the recorded task.")
 @click.option("-t", "--template", "template_ref", default=None,
@@ -287,13 +323,23 @@ def template_new(name: str, copy_from: str | None, extends: str | None,
 def data(name: str, out: Path, size: int | None, seed: int) -> None:
     """Write the sample dataset NAME (see a template's `sample data`) to --out."""
     try:
-        from appgen.datasets import get_writer  # lazy: providers import numpy and friends
+        from appgen.datasets import PROVIDERS, get_writer  # lazy: providers import numpy
 
+        if name not in PROVIDERS:
+            close = difflib.get_close_matches(name, list(PROVIDERS), n=3)
+            hint = f"did you mean {' or '.join(close)}? " if close else ""
+            raise AppgenError(f"unknown dataset {name!r}; {hint}"
+                              f"choose from {', '.join(sorted(PROVIDERS))}")
         writer = get_writer(name)
-    except (ImportError, KeyError, AttributeError) as exc:
+    except (ImportError, AttributeError) as exc:
         raise AppgenError(f"dataset {name!r} is not available: {exc}") from None
     try:
-        summary = writer(out, size=size, seed=seed)
+        if size is None:  # the default sample: simulated once, then copied from the cache
+            from appgen.datasets.cache import write_sample
+
+            summary = write_sample(name, writer, out, seed=seed)
+        else:
+            summary = writer(out, size=size, seed=seed)
     except (ValueError, RuntimeError) as exc:
         raise AppgenError(f"writing dataset {name!r} failed: {exc}") from None
     click.echo(f"{out}: {summary}")
@@ -318,11 +364,14 @@ def doctor() -> None:
     if not (package_dir / "strategy.py").is_file():
         click.echo(f"plan:    unavailable (no strategy.py in {package_dir})")
         return
-    config = _doctor_config()
-    config.setdefault("runtime", {})["backend"] = os.environ.get("KERAS_BACKEND", "tensorflow")
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    configs = _doctor_configs()
+    for config in configs.values():
+        config.setdefault("runtime", {})["backend"] = backend
     try:
         completed = subprocess.run(
-            [sys.executable, "-c", _DOCTOR_SNIPPET, str(package_dir), json.dumps(config)],
+            [sys.executable, "-c", _DOCTOR_SNIPPET, str(package_dir), backend,
+             json.dumps(configs)],
             capture_output=True, text=True, timeout=300, check=False,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
@@ -338,16 +387,20 @@ def doctor() -> None:
         click.echo(f"  {line}")
 
 
-def _doctor_config() -> dict[str, Any]:
-    # The plan depends on config defaults (batch size, precision...): take the first
-    # built-in template's, so doctor shows what `appgen new` + train would do.
+def _doctor_configs() -> dict[str, dict[str, Any]]:
+    # The plan depends on config defaults (batch size, learning rate...), which differ per
+    # template and task: plan each built-in one, so doctor shows what `appgen new` + train
+    # would really use.
+    configs: dict[str, dict[str, Any]] = {}
     for template in catalog.list_templates():
         if template.source != "builtin":
             continue
-        try:
-            text = preview_config(template)
-        except AppgenError:
-            continue
-        if text is not None:
-            return tomllib.loads(text)
-    return json.loads(json.dumps(_DOCTOR_FALLBACK_CONFIG))
+        tasks: list[str | None] = list(template.effective_tasks()) or [None]
+        for task in tasks:
+            try:
+                text = preview_config(template, task)
+            except AppgenError:
+                continue
+            if text is not None:
+                configs[template.name + (f" {task}" if task else "")] = tomllib.loads(text)
+    return configs or {"defaults": json.loads(json.dumps(_DOCTOR_FALLBACK_CONFIG))}

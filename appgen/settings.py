@@ -340,6 +340,7 @@ def _escaped(text: str, index: int) -> bool:
     return backslashes % 2 == 1
 
 
+_CONTINUATION = re.compile(r"[ \t]+#([^\n]*)(?=\n|$)")
 _HEADER = re.compile(r"^[ \t]*(\[\[?)(.*?)(\]\]?)[ \t]*(#.*)?$")
 
 
@@ -384,9 +385,17 @@ def find_assignments(text: str) -> list[Assignment]:
             rest_end = length if rest_end < 0 else rest_end
             rest = text[value_end:rest_end].strip()
             comment = rest[1:].strip() if rest.startswith("#") else " ".join(comment_block)
+            line_end = value_end
+            # Indented comment lines right below a trailing comment continue it.
+            while rest.startswith("#") and (
+                match := _CONTINUATION.match(text, rest_end + 1)
+            ) is not None:
+                comment += " " + match.group(1).strip()
+                rest_end = line_end = match.end()
             assignments.append(
                 Assignment(".".join([*table, *key_parts]), value_start, value_end, comment)
             )
+            value_end = line_end
         comment_block = []
         newline = text.find("\n", value_end)
         index = length if newline < 0 else newline + 1

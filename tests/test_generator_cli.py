@@ -42,7 +42,7 @@ def test_dry_run_lists_files(templates_dir: Path, tmp_path: Path) -> None:
     (["new", "cats", "-t", "demo", "--task", "x"], "error: template 'demo' has no task 'x'"),
     (["new", "cats", "-t", "_testbase"], "error: template '_testbase' is a base"),
     (["info", "nope"], "error: unknown template"),
-    (["data", "no-such-dataset", "--out", "d"], "error: dataset 'no-such-dataset'"),
+    (["data", "no-such-dataset", "--out", "d"], "error: unknown dataset 'no-such-dataset'"),
 ])
 def test_errors_are_one_line_and_exit_2(templates_dir: Path, args: list[str], message: str) -> None:
     code, out, err = run(*args)

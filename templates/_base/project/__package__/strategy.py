@@ -94,10 +94,10 @@ def describe_environment(backend: str | None = None) -> Environment:
         if hosts > 1:
             _join_jax_cluster(coordinator, hosts, index)
         devices = _jax_devices()
-    elif backend == "torch":
-        devices = _torch_devices()
     else:
-        raise ConfigError(f"runtime.backend must be tensorflow, jax or torch; got {backend!r}")
+        # torch: Keras runs on it, but these pipelines and tests cover TensorFlow and JAX only.
+        raise ConfigError(f"runtime.backend (or KERAS_BACKEND) must be tensorflow or jax; "
+                          f"got {backend!r}")
     return Environment(backend, devices, hosts, index, coordinator, source)
 
 
@@ -194,8 +194,6 @@ def _choose_jit(config: Config, env: Environment, notes: list[str]) -> bool:
             notes.append("jit_compile=false on JAX runs every step eagerly (debugging only)")
             return False
         return True  # JAX always compiles with XLA
-    if env.backend == "torch":
-        return asked is True  # torch.compile only when asked
     if asked == "auto":
         # XLA pays for itself on GPUs; on the CPU TensorFlow's own kernels are as fast
         # and start without the compile time.
@@ -206,8 +204,7 @@ def _choose_jit(config: Config, env: Environment, notes: list[str]) -> bool:
 def _choose_distribution(config: Config, env: Environment) -> str:
     asked = choice(config, "runtime.distribute", DISTRIBUTIONS)
     allowed = {"tensorflow": ("none", "mirrored", "multi_worker"),
-               "jax": ("none", "data_parallel"),
-               "torch": ("none",)}[env.backend]
+               "jax": ("none", "data_parallel")}[env.backend]
     if asked == "multi_worker" or (asked == "auto" and env.backend == "tensorflow"
                                    and env.num_hosts > 1):
         # Keras 3 (up to 3.15 at least) fails inside fit() under MultiWorkerMirroredStrategy:
@@ -294,16 +291,6 @@ def _jax_devices() -> tuple[Device, ...]:
         elif device.platform == "tpu":
             devices.append(Device("tpu", device.device_kind))
     return tuple(devices) or (Device("cpu", "CPU"),)
-
-
-def _torch_devices() -> tuple[Device, ...]:
-    import torch
-
-    if torch.cuda.is_available():
-        return tuple(Device("gpu", torch.cuda.get_device_name(i),
-                            torch.cuda.get_device_capability(i))
-                     for i in range(torch.cuda.device_count()))
-    return (Device("cpu", "CPU"),)
 
 
 def apply_plan(plan: Plan) -> contextlib.AbstractContextManager[Any]:
