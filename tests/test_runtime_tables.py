@@ -197,3 +197,31 @@ def test_driving_predict_reads_ground_truth_from_the_tricky_csv(tmp_path: Path) 
     (tmp_path / "labels.csv").write_bytes(tricky(["filename", "steering", "note"],
                                                  [["a.png", "0.75", MULTILINE]]))
     assert predict._known_steering([frame])[frame.resolve()] == 0.75
+
+
+# ------------------------------------------------------------------ fraud: data.dir vs data.path
+
+
+def test_fraud_data_dir_is_honoured_and_data_path_is_explicit(tmp_path: Path) -> None:
+    """The generated config trains on the only table in data.dir unless data.path names one."""
+    from project_runner import generate
+
+    project = generate(tmp_path, "precedence", "fraud", sample_data=False)
+    config = template_modules.load("fraud", "config")
+    data = template_modules.load("fraud", "data")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "t.csv").write_text("amount,is_fraud\n1,0\n", encoding="utf-8")
+    (mine / "other.csv").write_text("amount,is_fraud\n1,0\n", encoding="utf-8")
+
+    def table(*overrides: str) -> Path:
+        return data.table_path(config.load_config(project / "config.toml", list(overrides)))
+
+    with pytest.raises(data.DataError, match="must hold exactly one"):  # two tables: ask
+        table(f"data.dir={mine}")
+    (mine / "other.csv").unlink()
+    assert table(f"data.dir={mine}") == mine / "t.csv"  # used to be ignored for data.path
+    assert table(f"data.dir={mine}", 'data.path="t.csv"') == mine / "t.csv"  # name in dir
+    assert table(f'data.path="{mine / "t.csv"}"') == mine / "t.csv"
+    with pytest.raises(data.DataError, match=r"data\.path = 'nope\.csv': no such file"):
+        table(f"data.dir={mine}", 'data.path="nope.csv"')
