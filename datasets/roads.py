@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import sys
 import time
 from pathlib import Path
@@ -33,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from .parallel import available_cpus, run_pieces, split
 from .staging import staged_dir
 
 DEFAULT_SIZE = 1000
@@ -52,6 +54,7 @@ MAX_DISTANCE = 400.0  # ground beyond this is sky-coloured haze
 NOISE_CELLS = 64  # side of the wrapping value-noise grids
 
 LABEL_FIELDS = ("filename", "steering", "throttle", "curvature", "offset")
+PARALLEL_MIN_FRAMES = 200  # smaller sets are not worth starting worker processes for
 
 
 # --------------------------------------------------------------------------------------
@@ -386,7 +389,6 @@ def write_roads(
         ValueError: bad size, seed or image size, or ``out`` is a file.
         FileExistsError: ``out`` is a non-empty folder.
     """
-    from PIL import Image
 
     out = Path(out)
     count = DEFAULT_SIZE if size is None else _positive_int("size", size)
@@ -399,35 +401,58 @@ def write_roads(
     with staged_dir(out) as staging:
         (staging / "images").mkdir()
         (staging / "masks").mkdir()
-        steering = np.empty(count)
         bar = _Progress(count, "roads") if show else None
+        # Frames are independent: large sets are rendered in pieces on every core.
+        parts = available_cpus() if count >= PARALLEL_MIN_FRAMES else 1
+        pieces = run_pieces(
+            _write_frames,
+            [(str(staging), seed, start, stop, height, width)
+             for start, stop in split(count, parts)],
+            local_kwargs={"bar": bar},
+        )
+        labels = [row for piece in pieces for row in piece]
+        if bar is not None:
+            bar.update(count)
         with open(staging / "labels.csv", "w", newline="") as handle:
             writer = csv.writer(handle, lineterminator="\n")
             writer.writerow(LABEL_FIELDS)
-            for index in range(count):
-                rng = frame_rng(seed, index)
-                params = sample_params(rng)
-                image, mask = render_frame(params, rng, height, width)
-                name = f"{index:06d}.png"
-                Image.fromarray(image).save(staging / "images" / name, compress_level=1)
-                Image.fromarray(mask).save(staging / "masks" / name, compress_level=1)
-                steering[index] = steering_from_params(params)
-                writer.writerow(
-                    (
-                        name,
-                        f"{steering[index]:.6f}",
-                        f"{throttle_from_params(params):.6f}",
-                        f"{params['curvature']:.6f}",
-                        f"{params['offset']:.6f}",
-                    )
-                )
-                if bar is not None:
-                    bar.update(index + 1)
+            writer.writerows((f"{index:06d}.png", *(f"{value:.6f}" for value in row))
+                             for index, row in enumerate(labels))
+        steering = np.array([row[0] for row in labels])
     near_straight = float(np.mean(np.abs(steering) < 0.1))
     return (
         f"wrote {count} road frames ({height}x{width}) with steering labels and masks to "
         f"{out}; steering std {steering.std():.3f}, {near_straight:.0%} within +-0.1"
     )
+
+
+def _write_frames(
+    folder: str,
+    seed: int,
+    start: int,
+    stop: int,
+    height: int,
+    width: int,
+    bar: _Progress | None = None,
+) -> list[tuple[float, float, float, float]]:
+    """Render frames ``start..stop-1`` into ``folder``; their (steering, throttle, curvature,
+    offset) labels. Runs in a worker process for large sets."""
+    from PIL import Image
+
+    staging = Path(folder)
+    labels = []
+    for index in range(start, stop):
+        rng = frame_rng(seed, index)
+        params = sample_params(rng)
+        image, mask = render_frame(params, rng, height, width)
+        name = f"{index:06d}.png"
+        Image.fromarray(image).save(staging / "images" / name, compress_level=1)
+        Image.fromarray(mask).save(staging / "masks" / name, compress_level=1)
+        labels.append((steering_from_params(params), throttle_from_params(params),
+                       float(params["curvature"]), float(params["offset"])))
+        if bar is not None:  # counts the other workers' frames too
+            bar.update(len(os.listdir(staging / "masks")))
+    return labels
 
 
 def frame_rng(seed: int, index: int) -> np.random.Generator:
@@ -838,11 +863,14 @@ class _Progress:
     def __init__(self, total: int, label: str) -> None:
         self.total, self.label = total, label
         self.step = max(1, total // 20)
+        self.drawn = 0
         self.start = time.perf_counter()
 
     def update(self, done: int) -> None:
-        if done % self.step and done != self.total:
+        # `done` may jump (frames written by other workers) and repeat; draw each step once.
+        if done <= self.drawn or (done - self.drawn < self.step and done != self.total):
             return
+        self.drawn = done
         rate = done / max(time.perf_counter() - self.start, 1e-9)
         filled = int(20 * done / self.total)
         bar = "#" * filled + "." * (20 - filled)
