@@ -23,7 +23,7 @@ from .catalog import (
     find_template,
     user_templates_dir,
 )
-from .errors import InvalidValueError, TemplateExistsError
+from .errors import InvalidValueError, TemplateExistsError, UnsafePathError
 
 _NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
 _SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", ".DS_Store", ".pytest_cache")
@@ -92,6 +92,10 @@ def create_template(name: str, *, copy_from: str | None = None, extends: str | N
 
 
 def _copy(source_template: Template, name: str, folder: Path) -> None:
+    # copytree would copy what a link points at: a template may hold no links at all.
+    for path in sorted(source_template.path.rglob("*")):
+        if path.is_symlink():
+            raise UnsafePathError(f"{path}: symbolic links are not allowed in templates")
     shutil.copytree(source_template.path, folder, ignore=_SKIP)
     manifest = folder / MANIFEST
     text = manifest.read_text(encoding="utf-8")

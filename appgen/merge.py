@@ -74,7 +74,8 @@ def _merge_with_git(ours: bytes, base: bytes, theirs: bytes) -> MergeResult:
         completed = subprocess.run(
             [git, "merge-file", "-p", "-L", OURS_LABEL, "-L", BASE_LABEL, "-L", THEIRS_LABEL,
              *paths],
-            capture_output=True, check=False, timeout=60,
+            # Run outside the project: its .git/config is not ours to load.
+            capture_output=True, check=False, timeout=60, cwd=folder,
         )
     # merge-file exits with the number of conflicts (capped at 127); negative on errors.
     if completed.returncode < 0 or completed.returncode > 127:

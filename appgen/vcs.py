@@ -6,6 +6,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+# The project may be someone else's repository, .git/config included: git status would
+# run its core.fsmonitor command. (Filter drivers in .git/config remain the user's to check.)
+_SAFE_CONFIG = ("-c", "core.fsmonitor=false")
+
 
 def uncommitted_changes(project: Path) -> list[str] | None:
     """Paths under ``project`` with uncommitted changes (untracked ones included).
@@ -18,12 +22,14 @@ def uncommitted_changes(project: Path) -> list[str] | None:
     git = shutil.which("git")
     if git is None:
         return None
-    inside = subprocess.run([git, "-C", str(project), "rev-parse", "--is-inside-work-tree"],
+    inside = subprocess.run([git, *_SAFE_CONFIG, "-C", str(project), "rev-parse",
+                             "--is-inside-work-tree"],
                             capture_output=True, text=True, check=False, timeout=60)
     if inside.returncode != 0 or inside.stdout.strip() != "true":
         return None
     status = subprocess.run(
-        [git, "-C", str(project), "status", "--porcelain", "--untracked-files=all", "--", "."],
+        [git, *_SAFE_CONFIG, "-C", str(project), "status", "--porcelain",
+         "--untracked-files=all", "--", "."],
         capture_output=True, text=True, check=False, timeout=60,
     )
     if status.returncode != 0:

@@ -268,3 +268,38 @@ def test_update_refuses_a_template_source_that_is_not_a_template(
 
     assert_one_line_error(code, err, "not a template folder")
     assert snapshot(project) == before
+
+
+def test_template_new_does_not_copy_what_a_link_points_at(
+    templates_dir: Path, tmp_path: Path, secrets: Path
+) -> None:
+    folder = templates_dir / "leaky"
+    write_file(folder / "template.toml", 'extends = "demo"\n')
+    (folder / "project" / "__pycache__").mkdir(parents=True)
+    (folder / "project" / "__pycache__" / "keys").symlink_to(secrets, target_is_directory=True)
+    out = tmp_path / "copied"
+
+    code, err = run("template", "new", "mine", "--from", "leaky", "-o", str(out))
+
+    assert_one_line_error(code, err, "keys", "symbolic links are not allowed")
+    assert not out.exists()
+    assert not [p for p in tmp_path.rglob("id_rsa") if not p.is_relative_to(secrets)]
+
+
+def test_update_does_not_run_the_repositorys_fsmonitor(
+    templates_dir: Path, tmp_path: Path
+) -> None:
+    project = generate(tmp_path)
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    subprocess.run(["git", "-C", str(project), "add", "-A"], check=True)
+    subprocess.run(["git", "-C", str(project), "-c", "user.email=t@example.com",
+                    "-c", "user.name=t", "commit", "-qm", "x"], check=True)
+    marker = tmp_path / "fsmonitor-ran"
+    # A project handed over with its .git/: git status would run this command.
+    subprocess.run(["git", "-C", str(project), "config", "core.fsmonitor",
+                    f"touch {marker}; false"], check=True)
+
+    code, err = run("update", str(project))
+
+    assert code == 0, err
+    assert not marker.exists()
