@@ -284,7 +284,7 @@ def peak_rss_of(project: Path, *args: str) -> tuple[subprocess.CompletedProcess[
 @pytest.mark.slow
 def test_predict_on_a_png_bomb_is_one_line_in_bounded_memory(
         trained_vision_run: Path, vision_project: Path, bomb: Path, tmp_path: Path) -> None:
-    result, peak_mb = peak_rss_of(vision_project, "predict", str(trained_vision_run),
+    result, peak_mb = peak_rss_of(vision_project, "predict", "--run-dir", str(trained_vision_run),
                                   str(bomb), "--out", str(tmp_path / "out"))
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
