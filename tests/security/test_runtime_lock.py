@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import TINY_VISION
+from .conftest import TINY_VISION
 from project_runner import last_line, run_project
 
 pytestmark = pytest.mark.slow
