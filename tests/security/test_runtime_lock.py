@@ -16,8 +16,9 @@ import time
 from pathlib import Path
 
 import pytest
-from .conftest import TINY_VISION
 from project_runner import last_line, run_project
+
+from .conftest import TINY_VISION
 
 pytestmark = pytest.mark.slow
 
