@@ -70,7 +70,8 @@ def write_sample(name: str, writer: Callable[..., str], out: Path, *, seed: int 
     entry = cache_dir() / "samples" / f"{name}-{seed}-{_code_key(name, seed)}"
     if (entry / MANIFEST).is_file():
         try:
-            return _copy_entry(entry, out)
+            # The summary's timings (if any) are those of the first simulation.
+            return _copy_entry(entry, out) + " (copied from the sample cache)"
         except _CorruptEntry:
             shutil.rmtree(entry, ignore_errors=True)  # simulated afresh below
     try:

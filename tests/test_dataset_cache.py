@@ -31,7 +31,7 @@ def only_entry(root: Path) -> Path:
 def test_second_write_is_a_checked_copy_of_the_first(cache_root: Path, tmp_path: Path) -> None:
     writer = get_writer("reviews")
     first = cache.write_sample("reviews", writer, tmp_path / "one")
-    assert str(tmp_path / "one") in first
+    assert str(tmp_path / "one") in first and "cache" not in first
     entry = only_entry(cache_root)
     manifest = json.loads((entry / cache.MANIFEST).read_text())
     assert set(manifest["files"]) == set(files_of(tmp_path / "one"))
@@ -41,6 +41,7 @@ def test_second_write_is_a_checked_copy_of_the_first(cache_root: Path, tmp_path:
 
     second = cache.write_sample("reviews", writer, tmp_path / "two")
     assert second.startswith("from the cache: ") and str(tmp_path / "two") in second
+    assert second.endswith("(copied from the sample cache)")
     assert files_of(tmp_path / "two") == files_of(tmp_path / "one")
 
 
