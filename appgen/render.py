@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import partial
+from functools import partial, wraps
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from types import FrameType
 from typing import Any
@@ -346,6 +346,19 @@ class BoundedSandbox(SandboxedEnvironment):
                 raise self._refuse("joining sequences this long", limits.MAX_RENDER_SIZE)
         return super().call_binop(context, operator, left, right)
 
+    def call(__self, __context: Context, __obj: Any, *args: Any,  # noqa: N805
+             **kwargs: Any) -> Any:
+        """Refuse method calls such as ``'a'.ljust(10 ** 9)`` before they allocate."""
+        __self.check_arguments(args, kwargs)
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Refuse an integer argument (a width, a count) larger than the render limit."""
+        max_size = limits.MAX_RENDER_SIZE.value()
+        for value in (*args, *kwargs.values()):
+            if _is_int(value) and abs(value) > max_size:
+                raise self._refuse(f"an argument of {value}", limits.MAX_RENDER_SIZE)
+
     def check_size(self, value: Any) -> Any:
         """Return ``value``, or refuse it if it is longer than the render limit."""
         if _is_sized(value) and len(value) > limits.MAX_RENDER_SIZE.value():
@@ -378,7 +391,19 @@ def make_environment(chain: list[Template]) -> SandboxedEnvironment:
     # scalars, shquote for shell words, safe_token where only a plain token is safe.
     env.filters["shquote"] = shquote
     env.filters["safe_token"] = safe_token
+    # Widths and counts given to filters ('a' | center(10 ** 9), slice) are bounded too.
+    env.filters = {name: _bounded_filter(env, function) for name, function in env.filters.items()}
     return env
+
+
+def _bounded_filter(env: BoundedSandbox, function: Callable[..., Any]) -> Callable[..., Any]:
+    @wraps(function)  # keeps Jinja's pass_context/pass_environment marker
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        # args[0] is the filtered value (or the context/environment); only later ones count.
+        env.check_arguments(args[1:], kwargs)
+        return function(*args, **kwargs)
+
+    return bounded
 
 
 def _render_file(env: SandboxedEnvironment, source: SourceFile, context: dict[str, Any]) -> str:

@@ -164,6 +164,8 @@ def write_file(path: Path, text: str) -> None:
     ("{{ 'a' * 3000000000 }}", "APPGEN_MAX_RENDER_SIZE"),
     ("{{ [0] * 3000000000 }}", "APPGEN_MAX_RENDER_SIZE"),
     ("{{ 9 ** (9 ** 9) }}", "APPGEN_MAX_RENDER_INT_BITS"),
+    ("{{ 'a' | center(3000000000) }}", "APPGEN_MAX_RENDER_SIZE"),
+    ("{{ 'a'.ljust(3000000000) }}", "APPGEN_MAX_RENDER_SIZE"),
     ("{% set ns = namespace(s='ab') %}{% for i in range(40) %}"
      "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s | length }}", "APPGEN_MAX_RENDER_SIZE"),
     ("{% set ns = namespace(s='ab') %}{% for i in range(40) %}"
