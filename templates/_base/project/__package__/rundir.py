@@ -17,13 +17,14 @@ command from writing into a run directory that one is using (``hold_lock``).
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -402,6 +403,20 @@ def write_via(target: Path, write: Callable[[Path], None], root: Path | None = N
     format from the suffix, or write a folder, work). ``target`` may be replaced but not
     written through: an existing symlink at ``target`` is refused. Nothing is left on failure.
     """
+    with staged_path(target, root) as tmp:
+        write(tmp)
+        if not os.path.lexists(tmp):
+            raise RunDirError(f"writing {target} produced no file")
+    return target
+
+
+@contextlib.contextmanager
+def staged_path(target: Path, root: Path | None = None) -> Iterator[Path]:
+    """A fresh path to write ``target`` at; renamed over ``target`` when the block succeeds.
+
+    For writers that keep a file open (a video): the same checks as ``write_via``. A block
+    that writes nothing leaves ``target`` alone; one that raises leaves nothing behind.
+    """
     target = Path(os.path.abspath(target))
     safe_folder(target.parent, root)
     if target.is_symlink():
@@ -410,7 +425,9 @@ def write_via(target: Path, write: Callable[[Path], None], root: Path | None = N
     scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
     try:
         tmp = scratch / target.name
-        write(tmp)
+        yield tmp
+        if not os.path.lexists(tmp):
+            return
         if tmp.is_symlink() or not (tmp.is_dir() or tmp.is_file()):
             raise RunDirError(f"writing {target} produced no file")
         if target.is_dir() and not target.is_symlink():
@@ -420,7 +437,6 @@ def write_via(target: Path, write: Callable[[Path], None], root: Path | None = N
         os.replace(tmp, target)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    return target
 
 
 def _root_of(folder: Path) -> Path:

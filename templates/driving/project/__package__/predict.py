@@ -109,25 +109,27 @@ class Predictor:
         target = out / f"{video.stem}.annotated.mp4"
         rows: list[list[str]] = []
         started = time.perf_counter()
-        try:
-            for originals in _chunks(_read_video(capture), self.batch_size):
-                frames = np.stack([
-                    cv2.resize(cv2.cvtColor(f, cv2.COLOR_BGR2RGB), (self.width, self.height),
-                               interpolation=cv2.INTER_AREA) for f in originals])
-                outputs = np.asarray(self.net.predict_on_batch(frames))
-                for original, output in zip(originals, outputs, strict=True):
-                    rows.append([str(len(rows)), f"{len(rows) / fps:.3f}",
-                                 *self._values(output)])
-                    if not self.draw:
-                        continue
-                    picture = self.annotate(original[..., ::-1], output)[..., ::-1]
-                    if writer is None:
-                        writer = _open_writer(target, codec, fps, picture.shape)
-                    writer.write(np.ascontiguousarray(picture))
-        finally:
-            capture.release()
-            if writer is not None:
-                writer.release()
+        with rundir.staged_path(target) as staged:  # renamed into place at the end
+            try:
+                for originals in _chunks(_read_video(capture), self.batch_size):
+                    frames = np.stack([
+                        cv2.resize(cv2.cvtColor(f, cv2.COLOR_BGR2RGB), (self.width, self.height),
+                                   interpolation=cv2.INTER_AREA) for f in originals])
+                    outputs = np.asarray(self.net.predict_on_batch(frames))
+                    for original, output in zip(originals, outputs, strict=True):
+                        rows.append([str(len(rows)), f"{len(rows) / fps:.3f}",
+                                     *self._values(output)])
+                        if not self.draw:
+                            continue
+                        picture = self.annotate(original[..., ::-1], output)[..., ::-1]
+                        if writer is None:
+                            writer = _open_writer(staged, codec, fps, picture.shape,
+                                                  shown=target)
+                        writer.write(np.ascontiguousarray(picture))
+            finally:
+                capture.release()
+                if writer is not None:
+                    writer.release()
         if not rows:
             raise DataError(f"video {video} has no readable frames")
         rate = len(rows) / (time.perf_counter() - started)
@@ -173,9 +175,9 @@ class Predictor:
 
         with open_image(path) as img:
             original = np.asarray(img.convert("RGB"))
-        target.parent.mkdir(parents=True, exist_ok=True)
         # compress_level 1: default PNG compression made writing the frames most of the loop
-        Image.fromarray(self.annotate(original, output)).save(target, compress_level=1)
+        picture = Image.fromarray(self.annotate(original, output))
+        rundir.write_via(target, lambda tmp: picture.save(tmp, compress_level=1))
 
 
 def draw_steering_arc(picture: np.ndarray, steering: float) -> None:
@@ -201,14 +203,15 @@ def _read_video(capture: Any) -> Iterator[np.ndarray]:
         yield frame
 
 
-def _open_writer(target: Path, codec: str, fps: float, shape: tuple[int, ...]) -> Any:
+def _open_writer(target: Path, codec: str, fps: float, shape: tuple[int, ...], *,
+                 shown: Path) -> Any:
+    """A cv2.VideoWriter on ``target`` (a staged path); errors name ``shown``."""
     import cv2
 
-    target.parent.mkdir(parents=True, exist_ok=True)
     writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*codec[:4].ljust(4)), fps,
                              (shape[1], shape[0]))
     if not writer.isOpened():
-        raise DataError(f"cannot write video {target} with codec {codec!r} "
+        raise DataError(f"cannot write video {shown} with codec {codec!r} "
                         "(set predict.video_codec, e.g. \"mp4v\" or \"MJPG\")")
     return writer
 
