@@ -7,26 +7,110 @@ Errors you can act on print one line and exit with code 2.
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
 import os
+import re
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
+from . import rundir
 from .config import get, load_config
 from .errors import ProjectError
 
 DEFAULT_CONFIG = Path("config.toml")
 
+# The module each backend needs installed (this project's extra of that name installs it).
+BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
+
 
 def _select_backend(config_path: Path, overrides: tuple[str, ...] = ()) -> None:
-    """Set KERAS_BACKEND from config before Keras is imported (the environment wins)."""
+    """Set KERAS_BACKEND from config, check it is installed, then import Keras quietly.
+
+    The environment's KERAS_BACKEND wins over the config. Everything here runs
+    before Keras (and TensorFlow) is imported, so a wrong config or a missing
+    backend is reported in a second, not after TensorFlow's start-up.
+    """
     if "KERAS_BACKEND" not in os.environ and config_path.is_file():
         os.environ["KERAS_BACKEND"] = str(get(load_config(config_path, overrides),
                                               "runtime.backend"))
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up quiet
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    module = BACKEND_MODULES.get(backend)
+    if module is None:
+        raise ProjectError(f"KERAS_BACKEND={backend} is not a Keras backend; use "
+                           "tensorflow or jax")
+    if not _installed(module):
+        install = f"pip install -e .[{backend}]" if backend != "torch" else "pip install torch"
+        raise ProjectError(f"the {backend} backend is not installed: {install} "
+                           "(or choose another with KERAS_BACKEND or runtime.backend)")
+    _import_keras_quietly(backend)
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a broken installation counts as none
+        return False
+
+
+# Start-up lines TensorFlow and XLA print to stderr on every import (twice: two copies of
+# absl), including "failed call to cuInit" on a machine without a GPU.
+_NOISE = re.compile(
+    r"^(WARNING: All log messages before absl::InitializeLog\(\) is called"
+    r"|[IW]\d{4} \d\d:\d\d:\d\d"
+    r"|E\d{4} \d\d:\d\d:\d\d.*(cuInit|cuda|Unable to register)"
+    r"|This TensorFlow binary is optimized|To enable the following instructions)")
+
+
+def _import_keras_quietly(backend: str) -> None:
+    """Import Keras (and list the devices) with TensorFlow's start-up lines filtered out.
+
+    Left alone when the user set TF_CPP_MIN_LOG_LEVEL: then they chose what to see.
+    """
+    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    with _filtered_stderr():
+        import keras  # noqa: F401
+
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            tf.config.list_physical_devices()  # where "failed call to cuInit" is printed
+    absl = sys.modules.get("absl.logging")
+    if absl is not None:
+        absl.set_verbosity(absl.ERROR)  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def _filtered_stderr() -> Iterator[None]:
+    """Send file descriptor 2 to a file meanwhile, then pass on each line that is not noise."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            lines = capture.read().decode("utf-8", "replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if not _NOISE.match(line)))
+            sys.stderr.flush()
+
+
+def _check_inputs(paths: tuple[Path, ...] | list[Path], what: str) -> None:
+    """ProjectError naming the first path that does not exist (before Keras is imported)."""
+    for path in paths:
+        if not path.exists():
+            raise ProjectError(f"{what} not found: {path}")
 
 
 def _lock_run(run_dir: Path, command: str, out: Path | None = None) -> None:
@@ -55,7 +139,7 @@ def _run(action: Callable[[], Any]) -> None:
         sys.exit(130)
 
 
-@click.group()
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
     """Train, evaluate, predict with, export and benchmark this project's model."""
 
@@ -74,6 +158,10 @@ def train(config_path: Path, overrides: tuple[str, ...], run_dir: Path | None,
     """Train the model and write the run directory."""
     def action() -> None:
         source = run_dir / "config.toml" if resume and run_dir else config_path
+        if source == DEFAULT_CONFIG and not source.is_file():
+            raise ProjectError(f"no config.toml in {Path.cwd()}: run this from the project "
+                               "folder (the one holding config.toml), or pass --config")
+        load_config(source, overrides)  # a wrong key or value: one line, before Keras starts
         _select_backend(source, overrides)
         from .train import run_training
 
@@ -88,6 +176,8 @@ def train(config_path: Path, overrides: tuple[str, ...], run_dir: Path | None,
 def evaluate(run_dir: Path, data_path: Path | None) -> None:
     """Score the run's best model and write RUN/evaluation.json."""
     def action() -> None:
+        rundir.open_existing(run_dir)
+        _check_inputs([data_path] if data_path else [], "--data")
         _select_backend(run_dir / "config.toml")
         _lock_run(run_dir, "evaluate")
         from .evaluate import run_evaluation
@@ -108,6 +198,9 @@ def predict(run_dir: Path, inputs: tuple[Path, ...], out: Path | None,
             overrides: tuple[str, ...]) -> None:
     """Predict on files or folders with the run's best model."""
     def action() -> None:
+        rundir.open_existing(run_dir)
+        _check_inputs(inputs, "input")
+        load_config(run_dir / "config.toml", overrides)
         _select_backend(run_dir / "config.toml", overrides)
         _lock_run(run_dir, "predict", out)
         from .predict import run_prediction
@@ -124,6 +217,7 @@ def predict(run_dir: Path, inputs: tuple[Path, ...], out: Path | None,
 def export(run_dir: Path, fmt: str, out: Path | None) -> None:
     """Export the run's best model for serving."""
     def action() -> None:
+        rundir.open_existing(run_dir)
         _select_backend(run_dir / "config.toml")
         _lock_run(run_dir, "export", out)
         from .export import run_export
@@ -144,11 +238,17 @@ def bench(config_path: Path, overrides: tuple[str, ...], out: Path,
           run_dir: Path | None) -> None:
     """Measure pipeline, training and inference throughput; write bench.json."""
     def action() -> None:
+        load_config(config_path, overrides)
         _select_backend(config_path, overrides)
         from .bench import run_bench
 
         run_bench(config_path, list(overrides), out, run_dir)
     _run(action)
+
+
+def main() -> None:
+    """The console script: ``PACKAGE train ...`` once the project is pip-installed."""
+    cli(prog_name=__package__)
 
 
 if __name__ == "__main__":

@@ -6,10 +6,12 @@ import csv
 import io
 import math
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import keras
+import numpy as np
 
 from .rundir import RunDir, atomic_save_model, atomic_write_json, atomic_write_text
 
@@ -23,9 +25,10 @@ class RunRecorder(keras.callbacks.Callback):
     be overwritten or deleted).
 
     Mid-epoch, ``last.keras`` is also saved every ``every_steps`` steps and when
-    ``request_stop()`` is called (the SIGTERM handler does): ``--resume`` then
-    starts that epoch again from those weights and optimizer state, so the
-    epochs in history.csv stay complete and unique.
+    ``request_stop()`` is called (the SIGTERM and Ctrl-C handlers do): ``--resume``
+    then starts that epoch again from those weights and optimizer state, so the
+    epochs in history.csv stay complete and unique. A stop requested while the
+    validation pass runs takes effect at the end of that epoch (``stopped_at`` step 0).
     """
 
     def __init__(self, run: RunDir, *, monitor: str, mode: str, epochs: int,
@@ -42,11 +45,13 @@ class RunRecorder(keras.callbacks.Callback):
         self.best: dict[str, Any] = previous.get("best", {})
         self.nan_epoch: int | None = None
         self.stop_requested = False
+        self.stop_reason = ""  # what asked to stop ("SIGTERM", "Ctrl-C")
         self.stopped_at: tuple[int, int] | None = None  # (epoch, step) of a requested stop
         self.epoch = 0
 
-    def request_stop(self) -> None:
+    def request_stop(self, reason: str = "SIGTERM") -> None:
         """Save at the end of the current step and stop (safe to call from a signal handler)."""
+        self.stop_reason = self.stop_reason or reason
         self.stop_requested = True
 
     def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
@@ -76,6 +81,9 @@ class RunRecorder(keras.callbacks.Callback):
             return
         if self.stopped_at is not None:
             return  # a partial epoch: its weights are saved, its numbers are not an epoch's
+        if self.stop_requested and epoch + 1 < self.epochs:
+            self.stopped_at = (epoch + 1, 0)  # asked during validation: stop after this epoch
+            self.model.stop_training = True
         row = {"epoch": epoch + 1, **logs,
                "learning_rate": _current_learning_rate(self.model)}
         self.rows = [r for r in self.rows if int(r["epoch"]) <= epoch] + [row]
@@ -113,6 +121,32 @@ class RunRecorder(keras.callbacks.Callback):
             return True
         old = self.best[self.monitor]
         return value < old if self.mode == "min" else value > old
+
+
+class ExactValidationMetrics(keras.callbacks.Callback):
+    """Put exact whole-validation-set metrics into each epoch's logs as ``val_<name>``.
+
+    Keras' AUC metrics are streaming estimates over a fixed grid of thresholds; on
+    rare positives they differ from the exact value the final report computes. A
+    template that names ``epoch_metrics(meta)`` (name -> function of labels and
+    scores) gets the report's own definition in the per-epoch log, history.csv, the
+    monitor and best.keras instead, so every number of that name agrees. It must
+    come first among the callbacks (Keras' own loggers run after all of them).
+    """
+
+    def __init__(self, batches: Any,
+                 metrics: dict[str, Callable[[np.ndarray, np.ndarray], float]]) -> None:
+        super().__init__()
+        self.batches = batches
+        self.metrics = metrics
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        if logs is None or not self.metrics:
+            return
+        scores = np.asarray(self.model.predict(self.batches, verbose=0), dtype=np.float64)
+        labels = np.asarray(self.batches.targets)
+        for name, metric in self.metrics.items():
+            logs[f"val_{name}"] = float(metric(labels, scores))
 
 
 def _current_learning_rate(model: keras.Model) -> float:

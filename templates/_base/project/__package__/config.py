@@ -39,12 +39,63 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     return config
 
 
+# Ranges of numeric keys by their last name, wherever they are in the config:
+# (lowest, lowest allowed?, highest or None, highest allowed?). "auto" and other
+# non-numbers are left to the code that reads them.
+RANGES: dict[str, tuple[float, bool, float | None, bool]] = {
+    "epochs": (1, True, None, False),
+    "batch_size": (1, True, None, False),
+    "learning_rate": (0, False, None, False),
+    "weight_decay": (0, True, None, False),
+    "warmup_epochs": (0, True, None, False),
+    "early_stopping_patience": (0, True, None, False),
+    "checkpoint_every_steps": (0, True, None, False),
+    "min_free_disk_mb": (0, True, None, False),
+    "steps_per_execution": (1, True, None, False),
+    "steps": (1, True, None, False),
+    "warmup_steps": (0, True, None, False),
+    "latency_calls": (1, True, None, False),
+    "latency_warmup": (0, True, None, False),
+    "latency_batch": (1, True, None, False),
+    "nodes": (1, True, None, False),
+    "gpus_per_node": (1, True, None, False),
+    "dropout": (0, True, 1, False),
+    "val_fraction": (0, True, 1, False),
+}
+
+
+def check_ranges(config: Config, prefix: str = "") -> None:
+    """ConfigError (one line, naming the key) for a number outside its key's range."""
+    for key, value in config.items():
+        if isinstance(value, dict):
+            check_ranges(value, f"{prefix}{key}.")
+        else:
+            check_range(f"{prefix}{key}", value)
+
+
+def check_range(key: str, value: Any) -> Any:
+    """Return ``value``, or raise ConfigError when it is outside ``RANGES`` for ``key``."""
+    bounds = RANGES.get(key.rpartition(".")[2])
+    if bounds is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return value
+    low, low_ok, high, high_ok = bounds
+    too_low = value < low or (value == low and not low_ok)
+    too_high = high is not None and (value > high or (value == high and not high_ok))
+    if too_low or too_high:
+        low_text = f"{'at least' if low_ok else 'more than'} {low:g}"
+        high_text = (f" and {'at most' if high_ok else 'less than'} {high:g}"
+                     if high is not None else "")
+        raise ConfigError(f"{key} must be {low_text}{high_text}, got {_as_toml(value)}")
+    return value
+
+
 def apply_overrides(config: Config, overrides: list[str] | tuple[str, ...]) -> Config:
     """Return a copy of ``config`` with each ``KEY=VALUE`` applied and type-checked."""
     result = copy.deepcopy(config)
     for item in overrides:
         key, value = parse_override(item)
         set_key(result, key, value)
+    check_ranges(result)
     return result
 
 
@@ -82,15 +133,15 @@ def set_key(config: Config, key: str, value: Any) -> None:
 def check_type(key: str, default: Any, value: Any) -> Any:
     """Return ``value`` converted to the default's type, or raise ConfigError."""
     if default == "auto" and isinstance(value, (bool, int, float, str)):
-        return value
+        return check_range(key, value)
     if isinstance(default, bool) or isinstance(value, bool):
         if isinstance(default, bool) and isinstance(value, bool):
             return value
     elif isinstance(default, float) and isinstance(value, (int, float)):
         if math.isfinite(float(value)):
-            return float(value)
+            return check_range(key, float(value))
     elif isinstance(default, int) and isinstance(value, int):
-        return value
+        return check_range(key, value)
     elif isinstance(default, str) and isinstance(value, str):
         return value
     elif isinstance(default, list) and isinstance(value, list):

@@ -8,15 +8,19 @@ directory, the strategy, the optimizer and schedule, checkpoints and plots.
 from __future__ import annotations
 
 import math
+import os
+import shutil
 import signal
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import keras
 
 from . import data, model, plots, report, rundir, strategy
-from .callbacks import RunRecorder, tensorboard
+from .callbacks import ExactValidationMetrics, RunRecorder, tensorboard
 from .config import Config, choice, dump_toml, get, load_config
 from .errors import ProjectError, TrainingInterrupted, TrainingStopped
 
@@ -30,8 +34,27 @@ def run_training(config_path: Path, overrides: list[str], run_path: Path | None,
         config_path = run_path / "config.toml"
     config = load_config(config_path, overrides)
     plan = strategy.choose_plan(config, strategy.describe_environment())
+    existed = run_path is not None and os.path.lexists(run_path)
     run = rundir.prepare(run_path, resume=resume, shared=not plan.is_chief,
                          min_free_mb=int(get(config, "runtime.min_free_disk_mb")))
+    try:
+        return _train(config, plan, run, resume)
+    except BaseException:
+        if not existed and plan.is_chief:
+            _remove_if_empty(run.path)  # a run that failed before writing anything
+        raise
+
+
+def _remove_if_empty(folder: Path) -> None:
+    """Delete ``folder`` (made by this command) when it holds no file, only empty folders."""
+    rundir.release_locks()
+    if folder.is_dir() and not folder.is_symlink() and not any(
+            not entry.is_dir() or entry.is_symlink() for entry in folder.rglob("*")):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _train(config: Config, plan: strategy.Plan, run: rundir.RunDir,
+           resume: bool) -> dict[str, Any]:
     scope = strategy.apply_plan(plan)
     if plan.is_chief:
         print(strategy.format_plan(plan), flush=True)
@@ -76,6 +99,9 @@ def run_training(config_path: Path, overrides: list[str], run_path: Path | None,
                            epochs=epochs, is_chief=plan.is_chief,
                            every_steps=int(get(config, "runtime.checkpoint_every_steps")))
     callbacks: list[keras.callbacks.Callback] = [recorder]
+    if hasattr(model, "epoch_metrics"):  # exact val_* metrics, computed before anyone reads them
+        callbacks.insert(0, ExactValidationMetrics(splits.val.unsharded(),
+                                                   model.epoch_metrics(splits.meta)))
     patience = int(get(config, "train.early_stopping_patience"))
     if patience > 0:
         callbacks.append(keras.callbacks.EarlyStopping(
@@ -83,19 +109,23 @@ def run_training(config_path: Path, overrides: list[str], run_path: Path | None,
     if plan.is_chief:
         callbacks += tensorboard(run)
 
-    if plan.hosts == 1:  # on a cluster, workers would stop at different steps and deadlock
-        signal.signal(signal.SIGTERM, lambda signum, frame: recorder.request_stop())
     started = time.perf_counter()
     if initial_epoch < epochs:
-        net.fit(splits.train, validation_data=splits.val, epochs=epochs,
-                initial_epoch=initial_epoch, callbacks=callbacks,
-                verbose=int(get(config, "train.verbose")) if plan.is_chief else 0)
+        # on a cluster, workers would stop at different steps and deadlock
+        with _stop_on_signals(recorder.request_stop, enabled=plan.hosts == 1):
+            net.fit(splits.train, validation_data=splits.val, epochs=epochs,
+                    initial_epoch=initial_epoch, callbacks=callbacks,
+                    verbose=int(get(config, "train.verbose")) if plan.is_chief else 0)
     seconds = time.perf_counter() - started
     if recorder.stopped_at is not None:
         epoch, step = recorder.stopped_at
-        raise TrainingInterrupted(
-            f"stopped by SIGTERM in epoch {epoch} after step {step}; checkpoint saved in "
+        where = f"in epoch {epoch} after step {step}" if step else f"after epoch {epoch}"
+        stopped = TrainingInterrupted(
+            f"stopped by {recorder.stop_reason} {where}; checkpoint saved in "
             f"{run.checkpoints}; continue with: train --resume --run-dir {run.path}")
+        if recorder.stop_reason == "Ctrl-C":
+            stopped.exit_code = 130  # 128 + SIGINT
+        raise stopped
     if recorder.nan_epoch is not None:
         kept = (f"the last good checkpoint is kept in {run.checkpoints}"
                 if run.last_checkpoint.is_file() else "no checkpoint had been written yet")
@@ -121,6 +151,36 @@ def run_training(config_path: Path, overrides: list[str], run_path: Path | None,
           f"{seconds:.0f} s)")
     print(f"run directory: {run.path}\nplots: {run.plots}")
     return run.read_metrics()
+
+
+@contextmanager
+def _stop_on_signals(request_stop: Callable[[str], None], enabled: bool) -> Iterator[None]:
+    """While training: SIGTERM and Ctrl-C save at the end of the current step and stop.
+
+    A second Ctrl-C exits at once (code 130) without saving. The previous handlers
+    come back afterwards, so Ctrl-C during the final report interrupts as usual.
+    """
+    if not enabled:
+        yield
+        return
+
+    def on_signal(signum: int, frame: Any) -> None:
+        if signum == signal.SIGINT:
+            if presses:
+                os.write(2, b"\ninterrupted again: exiting without saving\n")
+                os._exit(130)
+            presses.append(signum)
+            os.write(2, b"\nCtrl-C: saving a checkpoint after this step "
+                        b"(press Ctrl-C again to quit at once)\n")
+        request_stop("Ctrl-C" if signum == signal.SIGINT else "SIGTERM")
+
+    presses: list[int] = []
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def make_optimizer(config: Config, plan: strategy.Plan, steps_per_epoch: int

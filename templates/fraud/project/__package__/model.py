@@ -1,6 +1,6 @@
 """Fraud model: encoded table rows in, fraud probability (float32) out.
 
-    numeric (float32, imputed) -> Normalization (training mean and variance)
+    numeric (float32, imputed) -> standardised (training mean and variance)
     cat_<column> (int32 id)    -> Embedding per column (0 missing, 1 unknown)
     -> MLP (Dense, batch norm, ReLU, dropout)          model.kind = "mlp"
        or feature tokens + Transformer blocks         model.kind = "ft_transformer"
@@ -34,9 +34,7 @@ def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
     width = len(feature_names(features))
     if width:
         inputs["numeric"] = keras.Input((width,), dtype="float32", name="numeric")
-        stats = features["normalization"]
-        numeric = keras.layers.Normalization(mean=stats["mean"], variance=stats["variance"],
-                                             name="standardise")(inputs["numeric"])
+        numeric = standardise(features["normalization"])(inputs["numeric"])
     categorical = []
     for spec in features["categorical"]:
         inputs[spec["input"]] = keras.Input((1,), dtype="int32", name=spec["input"])
@@ -53,8 +51,37 @@ def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
     return keras.Model(inputs, outputs, name=f"fraud_{kind}")
 
 
+def standardise(stats: dict[str, list[float]]) -> keras.layers.Layer:
+    """(x - mean) / std as x * scale + offset, the statistics held as plain numbers.
+
+    Not ``keras.layers.Normalization(mean=..., variance=...)``: that keeps them as
+    tensors made outside the traced function, which the ONNX converter turns into
+    extra graph inputs nobody can feed.
+    """
+    scale = [1.0 / max(math.sqrt(max(v, 0.0)), 1e-7) for v in stats["variance"]]
+    offset = [-m * s for m, s in zip(stats["mean"], scale, strict=True)]
+    return keras.layers.Rescaling(scale=scale, offset=offset, name="standardise")
+
+
+def epoch_metrics(meta: dict[str, Any]) -> dict[str, Any]:
+    """val_pr_auc (the monitor) and val_roc_auc after each epoch: exact, the report's own.
+
+    Not keras.metrics.AUC: its 500-threshold estimate of PR-AUC differs from the
+    average precision of the final report (0.044 against 0.060 on the sample data).
+    """
+    from . import report
+
+    def pr_auc(labels: Any, scores: Any) -> float:
+        return report.average_precision(labels.reshape(-1).astype("int64"), scores.reshape(-1))
+
+    def roc_auc(labels: Any, scores: Any) -> float:
+        return report.roc_auc(labels.reshape(-1).astype("int64"), scores.reshape(-1))
+
+    return {"pr_auc": pr_auc, "roc_auc": roc_auc}
+
+
 def compile_args(config: Config, meta: dict[str, Any]) -> dict[str, Any]:
-    """Weighted (or focal) binary cross-entropy; PR-AUC (the monitor) and ROC-AUC."""
+    """Weighted (or focal) binary cross-entropy. PR-AUC and ROC-AUC come from epoch_metrics."""
     method = choice(config, "imbalance.method", ("class_weight", "focal", "undersample", "none"))
     weight = float(meta["pos_weight"])
     if method in ("class_weight", "focal"):
@@ -69,8 +96,7 @@ def compile_args(config: Config, meta: dict[str, Any]) -> dict[str, Any]:
         loss = keras.losses.BinaryCrossentropy()
     return {
         "loss": loss,
-        "metrics": [keras.metrics.AUC(curve="PR", num_thresholds=500, name="pr_auc"),
-                    keras.metrics.AUC(curve="ROC", num_thresholds=500, name="roc_auc")],
+        "metrics": [],
     }
 
 

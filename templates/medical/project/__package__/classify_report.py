@@ -20,12 +20,28 @@ def report(model: keras.Model, batches: Batches, meta: dict[str, Any], plots_dir
     true = np.asarray(batches.targets).astype(int)
     names = list(meta["class_names"])
     scores = classification_scores(true, probabilities.argmax(axis=1), names, plots_dir)
-    aucs = {name: roc_auc(true == index, probabilities[:, index])
-            for index, name in enumerate(names)}
-    present = [value for value in aucs.values() if value is not None]
+    aucs = per_class_auc(true, probabilities, names)
     roc_plot(true, probabilities, names, plots_dir / "roc.png")
-    return {"auc": float(np.mean(present)) if present else 0.0, **scores,
-            "per_class_auc": aucs}
+    return {"auc": mean_auc(true, probabilities), **scores, "per_class_auc": aucs}
+
+
+def per_class_auc(true: np.ndarray, probabilities: np.ndarray, names: list[str]
+                  ) -> dict[str, float | None]:
+    """ROC-AUC of each class against the rest (None for a class absent or alone)."""
+    return {name: roc_auc(true == index, probabilities[:, index])
+            for index, name in enumerate(names)}
+
+
+def mean_auc(true: np.ndarray, probabilities: np.ndarray) -> float:
+    """The headline ``auc``: mean one-vs-rest ROC-AUC over the classes it is defined for.
+
+    The same number after each epoch (``val_auc``, via model.epoch_metrics) and in the
+    final report.
+    """
+    true = np.asarray(true).reshape(-1).astype(int)
+    names = [str(index) for index in range(probabilities.shape[1])]
+    present = [v for v in per_class_auc(true, probabilities, names).values() if v is not None]
+    return float(np.mean(present)) if present else 0.0
 
 
 def roc_auc(positive: np.ndarray, score: np.ndarray) -> float | None:

@@ -109,6 +109,13 @@ def conv_block(x: Any, filters: int, norm: str, name: str,
     return x
 
 
+def epoch_metrics(meta: dict[str, Any]) -> dict[str, Any]:
+    """Exact val_* metrics after each epoch: classification's ROC-AUC; none for segmentation."""
+    if meta.get("task") == "classification":
+        return classify_model.epoch_metrics(meta)
+    return {}
+
+
 def compile_args(config: Config, meta: dict[str, Any]) -> dict[str, Any]:
     """Dice + cross-entropy loss and the mean foreground Dice metric."""
     if meta.get("task") == "classification":
