@@ -134,6 +134,11 @@ def _build_entry(name: str, writer: Callable[..., str], entry: Path, seed: int) 
                 raise
     finally:
         shutil.rmtree(building, ignore_errors=True)
+    # Entries of older provider code or versions are never read again: keep one per seed.
+    prefix = entry.name[: entry.name.rindex("-") + 1]
+    for stale in entry.parent.glob(f"{prefix}*"):
+        if stale != entry and not stale.name.startswith("."):
+            shutil.rmtree(stale, ignore_errors=True)
 
 
 def _file_record(content: bytes) -> list[int | str]:

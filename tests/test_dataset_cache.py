@@ -137,3 +137,13 @@ def test_slow_writing_says_so_on_stderr(tmp_path: Path, monkeypatch: pytest.Monk
 
     cache.write_sample("roads", fast, tmp_path / "out2")
     assert capsys.readouterr().err == ""
+
+
+def test_an_entry_of_older_provider_code_is_replaced(cache_root: Path, tmp_path: Path) -> None:
+    writer = get_writer("reviews")
+    cache.write_sample("reviews", writer, tmp_path / "one")
+    current = only_entry(cache_root)
+    stale = current.with_name(current.name.rsplit("-", 1)[0] + "-0123456789abcdef0123")
+    current.rename(stale)  # as if written by another version of the provider
+    cache.write_sample("reviews", writer, tmp_path / "two")
+    assert [p.name for p in (cache_root / "samples").iterdir()] == [current.name]
