@@ -221,3 +221,19 @@ def test_second_ctrl_c_exits_at_once(project: Path, tmp_path: Path) -> None:
     assert process.returncode == 130, stderr[-3000:]
     assert "Traceback" not in stderr
     assert "interrupted again" in stderr
+
+
+@pytest.mark.parametrize("setting", ["train.epochs=0", "train.batch_size=-2"])
+def test_appgen_new_refuses_out_of_range_values(tmp_path: Path, setting: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The generator checks --set with the project's own rule, ranges included."""
+    from click.testing import CliRunner
+
+    from appgen.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["new", "shop", "-t", "fraud", "--no-sample-data",
+                                       "--set", setting])
+    assert result.exit_code == 2, result.output
+    assert setting.split("=")[0] in result.stderr and "must be at least 1" in result.stderr
+    assert not (tmp_path / "shop").exists()

@@ -106,6 +106,13 @@ def _filtered_stderr() -> Iterator[None]:
             sys.stderr.flush()
 
 
+def _check_project_folder(config_path: Path) -> None:
+    """The default config.toml is missing: most likely run from the wrong folder."""
+    if config_path == DEFAULT_CONFIG and not config_path.is_file():
+        raise ProjectError(f"no config.toml in {Path.cwd()}: run this from the project "
+                           "folder (the one holding config.toml), or pass --config")
+
+
 def _check_inputs(paths: tuple[Path, ...] | list[Path], what: str) -> None:
     """ProjectError naming the first path that does not exist (before Keras is imported)."""
     for path in paths:
@@ -158,9 +165,7 @@ def train(config_path: Path, overrides: tuple[str, ...], run_dir: Path | None,
     """Train the model and write the run directory."""
     def action() -> None:
         source = run_dir / "config.toml" if resume and run_dir else config_path
-        if source == DEFAULT_CONFIG and not source.is_file():
-            raise ProjectError(f"no config.toml in {Path.cwd()}: run this from the project "
-                               "folder (the one holding config.toml), or pass --config")
+        _check_project_folder(source)
         load_config(source, overrides)  # a wrong key or value: one line, before Keras starts
         _select_backend(source, overrides)
         from .train import run_training
@@ -238,6 +243,7 @@ def bench(config_path: Path, overrides: tuple[str, ...], out: Path,
           run_dir: Path | None) -> None:
     """Measure pipeline, training and inference throughput; write bench.json."""
     def action() -> None:
+        _check_project_folder(config_path)
         load_config(config_path, overrides)
         _select_backend(config_path, overrides)
         from .bench import run_bench
