@@ -223,7 +223,7 @@ def atomic_save_model(model: Any, path: Path) -> None:
 # host is respected: its pid cannot be checked from here.
 
 LOCK_NAME = ".lock"
-_HELD_LOCKS: dict[Path, int] = {}  # run directory -> inode of the lock file this process holds
+_HELD_LOCKS: dict[Path, tuple[int, int]] = {}  # run directory -> (inode of its lock, our pid)
 
 
 def hold_lock(path: str | Path, command: str) -> None:
@@ -250,17 +250,17 @@ def hold_lock(path: str | Path, command: str) -> None:
             handle.write(record + "\n")
         if not _HELD_LOCKS:
             atexit.register(release_locks)
-        _HELD_LOCKS[key] = os.stat(lock).st_ino
+        _HELD_LOCKS[key] = (os.stat(lock).st_ino, os.getpid())
         return
     raise RunDirError(f"cannot lock run directory {folder}: another process keeps taking it")
 
 
 def release_locks() -> None:
     """Remove the lock files this process holds (runs at exit)."""
-    for folder, inode in list(_HELD_LOCKS.items()):
+    for folder, (inode, pid) in list(_HELD_LOCKS.items()):
         lock = folder / LOCK_NAME
         try:
-            if os.lstat(lock).st_ino == inode:
+            if pid == os.getpid() and os.lstat(lock).st_ino == inode:  # not a forked child
                 lock.unlink()
         except OSError:
             pass
@@ -396,7 +396,8 @@ def safe_folder(folder: Path, root: Path | None = None) -> Path:
     return folder
 
 
-def write_via(target: Path, write: Callable[[Path], None], root: Path | None = None) -> Path:
+def write_via(target: Path, write: Callable[[Path], object], root: Path | None = None
+              ) -> Path:
     """Run ``write(tmp)`` on a fresh path next to ``target``, then rename it over ``target``.
 
     ``tmp`` has ``target``'s name inside a new private folder (so libraries that pick the
