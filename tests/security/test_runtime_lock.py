@@ -17,10 +17,12 @@ from pathlib import Path
 
 import pytest
 from project_runner import last_line, run_project
+from runtime import RUNTIME_DIR, load
 
 from .conftest import TINY_VISION
 
-pytestmark = pytest.mark.slow
+errors = load("errors")
+rundir = load("rundir")
 
 LONG = ("--set", "train.epochs=500")  # runs until the test stops it
 
@@ -60,6 +62,7 @@ def _refused_naming(result: subprocess.CompletedProcess[str], pid: int, command:
     assert f"pid {pid} on host {socket.gethostname()}" in line and f"'{command}'" in line, line
 
 
+@pytest.mark.slow
 def test_second_train_on_the_same_run_dir_is_refused(vision_project: Path, tmp_path: Path
                                                      ) -> None:
     run = tmp_path / "busy"
@@ -75,6 +78,7 @@ def test_second_train_on_the_same_run_dir_is_refused(vision_project: Path, tmp_p
         _stop(first)
 
 
+@pytest.mark.slow
 def test_predict_evaluate_export_refused_while_train_resumes(vision_project: Path,
                                                              run_copy: Path,
                                                              tmp_path: Path) -> None:
@@ -100,6 +104,7 @@ def _dead_pid() -> int:
     return process.pid
 
 
+@pytest.mark.slow
 def test_stale_lock_of_a_dead_process_on_this_host_is_taken_over(vision_project: Path,
                                                                   run_copy: Path) -> None:
     (run_copy / ".lock").write_text(json.dumps(
@@ -112,6 +117,7 @@ def test_stale_lock_of_a_dead_process_on_this_host_is_taken_over(vision_project:
     assert not list(run_copy.glob(".lock*"))
 
 
+@pytest.mark.slow
 def test_lock_from_another_host_is_respected(vision_project: Path, run_copy: Path) -> None:
     (run_copy / ".lock").write_text(json.dumps(
         {"pid": _dead_pid(), "host": "gpu-node-7.example", "command": "train"}))
@@ -122,6 +128,7 @@ def test_lock_from_another_host_is_respected(vision_project: Path, run_copy: Pat
     assert not (run_copy / "predictions").exists()
 
 
+@pytest.mark.slow
 def test_predict_into_another_folder_needs_no_lock(vision_project: Path, run_copy: Path,
                                                    tmp_path: Path) -> None:
     (run_copy / ".lock").write_text(json.dumps(
@@ -133,3 +140,46 @@ def test_predict_into_another_folder_needs_no_lock(vision_project: Path, run_cop
     assert result.returncode == 0, result.stderr[-2000:]
     assert (out / "predictions.csv").is_file()
     assert json.loads((run_copy / ".lock").read_text())["pid"] == os.getpid()  # untouched
+
+
+HOLDER = """
+import sys, time
+sys.path.insert(0, {tests!r})
+from runtime import load
+load("rundir").hold_lock({run!r}, "train")
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+def test_lock_held_by_a_live_process_then_taken_over_when_it_dies(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER.format(tests=str(RUNTIME_DIR.parents[3] / "tests"),
+                                             run=str(run))],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        with pytest.raises(errors.RunDirError,
+                           match=f"in use by 'train' \\(pid {holder.pid} on host "):
+            rundir.hold_lock(run, "predict")
+    finally:
+        holder.kill()  # SIGKILL: no clean-up, the lock file stays behind
+        holder.wait()
+    assert json.loads((run / ".lock").read_text())["pid"] == holder.pid
+    rundir.hold_lock(run, "predict")  # a dead process on this host: taken over
+    assert json.loads((run / ".lock").read_text())["pid"] == os.getpid()
+    rundir.release_locks()
+    assert list(run.iterdir()) == []
+
+
+def test_a_symlink_at_the_lock_name_is_not_followed(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    victim = tmp_path / "victim"
+    victim.write_text("keep")
+    (run / ".lock").symlink_to(victim)
+    with pytest.raises(errors.RunDirError, match="remove it if no command is using"):
+        rundir.hold_lock(run, "train")
+    assert victim.read_text() == "keep"
