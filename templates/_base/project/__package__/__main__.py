@@ -29,12 +29,14 @@ DEFAULT_CONFIG = Path("config.toml")
 BACKEND_MODULES = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch"}
 
 
-def _select_backend(config_path: Path, overrides: tuple[str, ...] = ()) -> None:
+def _select_backend(config_path: Path, overrides: tuple[str, ...] = (),
+                    tensorboard: bool = False) -> None:
     """Set KERAS_BACKEND from config, check it is installed, then import Keras quietly.
 
     The environment's KERAS_BACKEND wins over the config. Everything here runs
     before Keras (and TensorFlow) is imported, so a wrong config or a missing
-    backend is reported in a second, not after TensorFlow's start-up.
+    backend is reported in a second, not after TensorFlow's start-up. ``tensorboard``:
+    the command writes TensorBoard logs, which import TensorFlow on any backend.
     """
     if "KERAS_BACKEND" not in os.environ and config_path.is_file():
         os.environ["KERAS_BACKEND"] = str(get(load_config(config_path, overrides),
@@ -48,7 +50,7 @@ def _select_backend(config_path: Path, overrides: tuple[str, ...] = ()) -> None:
         install = f"pip install -e .[{backend}]" if backend != "torch" else "pip install torch"
         raise ProjectError(f"the {backend} backend is not installed: {install} "
                            "(or choose another with KERAS_BACKEND or runtime.backend)")
-    _import_keras_quietly(backend)
+    _import_keras_quietly(backend, tensorboard and _installed("tensorflow"))
 
 
 def _installed(module: str) -> bool:
@@ -67,7 +69,7 @@ _NOISE = re.compile(
     r"|This TensorFlow binary is optimized|To enable the following instructions)")
 
 
-def _import_keras_quietly(backend: str) -> None:
+def _import_keras_quietly(backend: str, tensorflow_too: bool = False) -> None:
     """Import Keras (and list the devices) with TensorFlow's start-up lines filtered out.
 
     Left alone when the user set TF_CPP_MIN_LOG_LEVEL: then they chose what to see.
@@ -78,7 +80,7 @@ def _import_keras_quietly(backend: str) -> None:
     with _filtered_stderr():
         import keras  # noqa: F401
 
-        if backend == "tensorflow":
+        if backend == "tensorflow" or tensorflow_too:
             import tensorflow as tf
 
             tf.config.list_physical_devices()  # where "failed call to cuInit" is printed
@@ -167,7 +169,7 @@ def train(config_path: Path, overrides: tuple[str, ...], run_dir: Path | None,
         source = run_dir / "config.toml" if resume and run_dir else config_path
         _check_project_folder(source)
         load_config(source, overrides)  # a wrong key or value: one line, before Keras starts
-        _select_backend(source, overrides)
+        _select_backend(source, overrides, tensorboard=True)
         from .train import run_training
 
         run_training(config_path, list(overrides), run_dir, resume)
