@@ -115,6 +115,19 @@ def _check_project_folder(config_path: Path) -> None:
                            "folder (the one holding config.toml), or pass --config")
 
 
+def _predict_takes_text() -> bool:
+    """Whether this template's predict reads an INPUT that is no file as literal text.
+
+    Such a template says ``TAKES_TEXT = True`` in its predict.py (nlp does); the file is
+    read, not imported, since importing it would start Keras.
+    """
+    spec = importlib.util.find_spec(f"{__package__}.predict")
+    if spec is None or not spec.origin:
+        return False
+    source = Path(spec.origin).read_text(encoding="utf-8")
+    return re.search(r"^TAKES_TEXT = True\b", source, re.MULTILINE) is not None
+
+
 def _check_inputs(paths: tuple[Path, ...] | list[Path], what: str) -> None:
     """ProjectError naming the first path that does not exist (before Keras is imported)."""
     for path in paths:
@@ -206,7 +219,8 @@ def predict(run_dir: Path, inputs: tuple[Path, ...], out: Path | None,
     """Predict on files or folders with the run's best model."""
     def action() -> None:
         rundir.open_existing(run_dir)
-        _check_inputs(inputs, "input")
+        if not _predict_takes_text():
+            _check_inputs(inputs, "input")
         load_config(run_dir / "config.toml", overrides)
         _select_backend(run_dir / "config.toml", overrides)
         _lock_run(run_dir, "predict", out)

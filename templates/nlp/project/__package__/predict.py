@@ -27,6 +27,9 @@ from .data import SUFFIXES, make_encoder, read_texts
 from .errors import DataError
 from .tables import text_lines
 
+# An INPUT that is not an existing file is the text itself, so the command line does not
+# report it as a missing file (__main__ reads this line without importing this module).
+TAKES_TEXT = True
 
 def run_prediction(run_path: Path, inputs: list[Path], out: Path | None,
                    overrides: list[str] | None = None) -> Path:
