@@ -81,3 +81,12 @@ def hiding(folder: Path, *modules: str) -> dict[str, str]:
     (folder / "sitecustomize.py").write_text(_HIDE_MODULES.format(hidden=set(modules)))
     paths = [str(folder), *filter(None, [os.environ.get("PYTHONPATH")])]
     return {"PYTHONPATH": os.pathsep.join(paths)}
+
+
+def beats_chance(final: dict, metric: str, margin: float) -> bool:
+    """Whether ``final[metric]`` beats its ``chance_<metric>`` by ``margin`` (higher is better).
+
+    ``chance_<metric>`` is what the template's report says a model that learned nothing
+    scores on the same data (majority class, a constant score, an empty mask).
+    """
+    return final[metric] >= final[f"chance_{metric}"] + margin

@@ -13,6 +13,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from .errors import ConfigError
 from .rundir import RunDir, atomic_save_model, atomic_write_json, atomic_write_text
 
 
@@ -84,6 +85,10 @@ class RunRecorder(keras.callbacks.Callback):
         if self.stop_requested and epoch + 1 < self.epochs:
             self.stopped_at = (epoch + 1, 0)  # asked during validation: stop after this epoch
             self.model.stop_training = True
+        if self.monitor not in logs:  # else best.keras would silently stay at epoch 1
+            raise ConfigError(
+                f"train.monitor = {self.monitor!r} is not logged by this model; "
+                f"use one of: {', '.join(sorted(logs))}")
         row = {"epoch": epoch + 1, **logs,
                "learning_rate": _current_learning_rate(self.model)}
         self.rows = [r for r in self.rows if int(r["epoch"]) <= epoch] + [row]
@@ -114,9 +119,7 @@ class RunRecorder(keras.callbacks.Callback):
             self.model.save(Path(scratch) / path.name)
 
     def _improved(self, logs: dict[str, float]) -> bool:
-        value = logs.get(self.monitor)
-        if value is None:
-            return not self.best  # nothing to compare: keep the first epoch as best
+        value = logs[self.monitor]
         if self.monitor not in self.best:
             return True
         old = self.best[self.monitor]

@@ -13,11 +13,17 @@ from . import plots
 
 def classification_scores(true: np.ndarray, predicted: np.ndarray, class_names: Sequence[str],
                           plots_dir: Path) -> dict[str, Any]:
-    """Accuracy, macro F1 and per-class recall and F1; writes the confusion matrix plot."""
+    """Accuracy, macro F1 and per-class recall and F1; writes the confusion matrix plot.
+
+    ``chance_accuracy`` is what always answering the most frequent true class would
+    score on these samples: a model that learned nothing reaches it, not more.
+    """
     recall, f1 = per_class_scores(true, predicted, len(class_names))
     plots.confusion_matrix(true, predicted, class_names, plots_dir / "confusion_matrix.png")
+    counts = np.bincount(np.asarray(true, dtype=np.int64), minlength=len(class_names))
     return {
         "accuracy": float(np.mean(true == predicted)),
+        "chance_accuracy": float(counts.max() / max(counts.sum(), 1)),
         "macro_f1": float(np.mean(f1)),
         "per_class_recall": {name: float(r) for name, r in zip(class_names, recall, strict=True)},
         "per_class_f1": {name: float(s) for name, s in zip(class_names, f1, strict=True)},

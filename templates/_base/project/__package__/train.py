@@ -146,9 +146,12 @@ def _train(config: Config, plan: strategy.Plan, run: rundir.RunDir,
     recorder.write_metrics(epochs_completed, final=final, train_seconds=round(seconds, 1))
     # A template with several tasks names its headline per task; others set HEADLINE.
     headline = report.headline(splits.meta) if hasattr(report, "headline") else report.HEADLINE
-    print(f"\nvalidation {headline}: {final[headline]:.4f} "
+    print(f"\nvalidation {headline}: {_number(final.get(headline))} "
           f"(best epoch {recorder.best.get('epoch', '?')} of {epochs_completed}, "
           f"{seconds:.0f} s)")
+    if f"chance_{headline}" in final:  # majority class, constant score, empty mask...
+        print(f"chance level: {_number(final[f'chance_{headline}'])} "
+              f"(what a model that learned nothing scores)")
     print(f"run directory: {run.path}\nplots: {run.plots}")
     return run.read_metrics()
 
@@ -181,6 +184,11 @@ def _stop_on_signals(request_stop: Callable[[str], None], enabled: bool) -> Iter
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+
+
+def _number(value: Any) -> str:
+    """A metric for the summary line; None means undefined on this data."""
+    return "undefined" if value is None else f"{float(value):.4f}"
 
 
 def make_optimizer(config: Config, plan: strategy.Plan, steps_per_epoch: int

@@ -49,12 +49,11 @@ def steering_report(model: keras.Model, batches: Batches, meta: dict[str, Any],
     steering_plots(true[:, 0], predicted[:, 0], names[0], plots_dir)
     result: dict[str, Any] = {
         "mae": float(mae[0]), "rmse": float(rmse[0]), "label_std": float(std[0]),
-        "mae_over_std": float(mae[0] / std[0]) if std[0] > 0 else float("nan"),
-        "baseline_mae": float(np.abs(true[:, 0] - np.median(true[:, 0])).mean()),
+        # Constant labels leave the ratio undefined: None, never a perfect 0.0.
+        "mae_over_std": float(mae[0] / std[0]) if std[0] > 0 else None,
+        "chance_mae": float(np.abs(true[:, 0] - np.median(true[:, 0])).mean()),
         "max_abs_error": float(np.abs(errors[:, 0]).max()),
     }
-    if not np.isfinite(result["mae_over_std"]):
-        result["mae_over_std"] = 0.0  # constant labels: the ratio is undefined
     if len(names) > 1:
         result["per_target"] = {
             name: {"mae": float(m), "rmse": float(r), "label_std": float(s)}
@@ -95,16 +94,34 @@ def segmentation_report(model: keras.Model, batches: Batches, meta: dict[str, An
     for index in range(len(batches)):
         images, masks = batches[index]
         predicted = np.argmax(np.asarray(model.predict_on_batch(images)), axis=-1)
-        counts += np.bincount(masks.astype(np.int64).ravel() * size + predicted.ravel(),
-                              minlength=size * size).reshape(size, size)
+        counts += confusion(masks, predicted, size)
         if first is None:
             first = (images, masks, predicted)
+    result = segmentation_scores(counts, class_names)
+    # Every pixel called background (class 0), scored by the same rules: a model that
+    # learned nothing gets this, not more.
+    background = np.zeros_like(counts)
+    background[:, 0] = counts.sum(axis=1)
+    result["chance_mean_iou"] = segmentation_scores(background, class_names)["mean_iou"]
+    if first is not None:
+        overlay_grid(*first, plots_dir / "segmentation_overlays.png")
+    return result
+
+
+def confusion(masks: np.ndarray, predicted: np.ndarray, size: int) -> np.ndarray:
+    """(true class, predicted class) pixel counts."""
+    return np.bincount(masks.astype(np.int64).ravel() * size + predicted.ravel(),
+                       minlength=size * size).reshape(size, size)
+
+
+def segmentation_scores(counts: np.ndarray, class_names: list[str]) -> dict[str, Any]:
+    """Mean and per-class IoU, pixel accuracy and drivable-area IoU from a confusion matrix."""
     intersection = np.diag(counts).astype(np.float64)
     union = counts.sum(axis=0) + counts.sum(axis=1) - intersection
     present = union > 0
     iou = np.where(present, intersection / np.maximum(union, 1), 0.0)
     result: dict[str, Any] = {
-        "mean_iou": float(iou[present].mean()) if present.any() else 0.0,
+        "mean_iou": float(iou[present].mean()) if present.any() else None,
         "pixel_accuracy": float(intersection.sum() / max(counts.sum(), 1)),
         "iou": {name: float(v) for name, v in zip(class_names, iou, strict=True)},
     }
@@ -114,8 +131,6 @@ def segmentation_report(model: keras.Model, batches: Batches, meta: dict[str, An
         both = counts[np.ix_(road, road)].sum()
         result["drivable_iou"] = float(both / max(counts[road].sum() + counts[:, road].sum()
                                                   - both, 1))
-    if first is not None:
-        overlay_grid(*first, plots_dir / "segmentation_overlays.png")
     return result
 
 

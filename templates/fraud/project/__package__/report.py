@@ -36,7 +36,9 @@ def report(model: keras.Model, batches: Batches, meta: dict[str, Any], plots_dir
         "positive_rate": rate,
         "positives": int(labels.sum()),
     }
-    results["pr_auc_over_positive_rate"] = results["pr_auc"] / rate if rate else 0.0
+    # A constant score (a model that learned nothing) ranks no row above another.
+    results["chance_pr_auc"] = average_precision(labels, np.zeros_like(scores))
+    results["pr_auc_over_positive_rate"] = results["pr_auc"] / rate if rate else None
     for level in settings["precision_levels"]:
         results[f"recall_at_precision_{level:g}"] = recall_at_precision(curve, level)
     for level in settings["recall_levels"]:

@@ -22,7 +22,13 @@ def report(model: keras.Model, batches: Batches, meta: dict[str, Any], plots_dir
     scores = classification_scores(true, probabilities.argmax(axis=1), names, plots_dir)
     aucs = per_class_auc(true, probabilities, names)
     roc_plot(true, probabilities, names, plots_dir / "roc.png")
-    return {"auc": mean_auc(true, probabilities), **scores, "per_class_auc": aucs}
+    # A constant score ranks nothing: its AUC, by the same rules, is what a model that
+    # learned nothing reaches.
+    constant = [roc_auc(true == index, np.zeros(len(true))) for index in range(len(names))]
+    defined = [value for value in constant if value is not None]
+    return {"auc": mean_auc(true, probabilities) if defined else None, **scores,
+            "per_class_auc": aucs,
+            "chance_auc": float(np.mean(defined)) if defined else None}
 
 
 def per_class_auc(true: np.ndarray, probabilities: np.ndarray, names: list[str]

@@ -38,6 +38,18 @@ def report(model: keras.Model, batches: Batches, meta: dict[str, Any], plots_dir
                else predicted_volumes_2d(model, batches))
     names = list(meta["class_names"])
     spacing = tuple(float(s) for s in meta["spacing"])
+    overlays(volumes, names, plots_dir / "overlays.png")
+    result = volume_scores(volumes, names, spacing)
+    # What predicting background everywhere scores, by the same rules: a model that
+    # learned nothing gets this, not more.
+    empty = [(case, image, truth, np.zeros_like(truth)) for case, image, truth, _ in volumes]
+    result["chance_dice"] = volume_scores(empty, names, spacing)["dice"]
+    return result
+
+
+def volume_scores(volumes: list[Scored], names: list[str], spacing: tuple[float, ...]
+                  ) -> dict[str, Any]:
+    """Dice, IoU and HD95 per foreground class, averaged over volumes, and per volume."""
     scores: dict[str, dict[str, list[float]]] = {n: {"dice": [], "iou": [], "hd95_mm": []}
                                                  for n in names[1:]}
     per_volume = {}
@@ -54,7 +66,6 @@ def report(model: keras.Model, batches: Batches, meta: dict[str, Any], plots_dir
         per_volume[case] = float(np.mean(dices)) if dices else None
     per_class = {name: {key: (float(np.mean(v)) if v else None) for key, v in values.items()}
                  for name, values in scores.items()}
-    overlays(volumes, names, plots_dir / "overlays.png")
     return {
         "dice": _mean(c["dice"] for c in per_class.values()),
         "iou": _mean(c["iou"] for c in per_class.values()),
@@ -148,6 +159,7 @@ def overlays(volumes: list[Scored], names: list[str], out: Path, count: int = 4)
     return plots.save_figure(fig, out)
 
 
-def _mean(values: Any) -> float:
+def _mean(values: Any) -> float | None:
+    """The mean of the defined values; None (undefined, not a perfect or zero score) if none."""
     present = [v for v in values if v is not None]
-    return float(np.mean(present)) if present else 0.0
+    return float(np.mean(present)) if present else None
