@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .distinct import split_distinct
 from .staging import staged_dir
 
 USER, ASSISTANT = "user:", "assistant:"
@@ -46,11 +47,11 @@ def write_dialogues(out: Path, *, size: int | None = None, seed: int = 0, **_: o
     if total < 10:
         raise ValueError(f"size must be at least 10 conversations, got {total}")
     rng = np.random.default_rng(seed)
-    lines = [conversation(rng) for _ in range(total)]
     val_count = max(2, total // 10)
+    train, val = split_distinct(lambda: conversation(rng), total, val_count, str)
     with staged_dir(Path(out)) as staging:
-        (staging / "train.txt").write_text("\n".join(lines[val_count:]) + "\n", encoding="utf-8")
-        (staging / "val.txt").write_text("\n".join(lines[:val_count]) + "\n", encoding="utf-8")
+        (staging / "train.txt").write_text("\n".join(train) + "\n", encoding="utf-8")
+        (staging / "val.txt").write_text("\n".join(val) + "\n", encoding="utf-8")
     return (f"{total} templated shop-assistant conversations ({USER} / {ASSISTANT} turns, "
             f"one per line) in {out}/{{train,val}}.txt")
 

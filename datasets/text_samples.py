@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .distinct import split_distinct
 from .staging import staged_dir
 
 ASPECTS = ["the acting", "the plot", "the script", "the soundtrack", "the cinematography",
@@ -52,9 +53,10 @@ def write_reviews(out: Path, *, size: int | None = None, seed: int = 0, **_: obj
     if total < 10:
         raise ValueError(f"size must be at least 10 reviews, got {total}")
     rng = np.random.default_rng(seed)
-    rows = [review(rng) for _ in range(total)]
     val_count = max(2, total // 5)
-    files = {"train.csv": rows[val_count:], "val.csv": rows[:val_count]}
+    train, val = split_distinct(lambda: review(rng), total, val_count, lambda row: row[0])
+    rows = val + train
+    files = {"train.csv": train, "val.csv": val}
     _write_atomically(Path(out), files)
     positive = sum(label == "positive" for _, label in rows)
     return (f"{total} templated movie reviews ({positive} positive, {total - positive} "

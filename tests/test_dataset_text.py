@@ -110,3 +110,39 @@ def test_dialogues_copy_slots_and_are_deterministic(tmp_path: Path) -> None:
         for order in re.findall(r"order (\d{4})\?", line):
             assert f"assistant: order {order} " in line  # the reply copies the number
         assert "sunday we are open" not in line
+
+
+def _normalised(text: str) -> str:
+    return " ".join(re.sub(r"[^\w\s]", " ", text.lower()).split())
+
+
+@pytest.mark.parametrize(("name", "files", "column"), [
+    ("reviews", ("train.csv", "val.csv"), "text"),
+    ("dialogues", ("train.txt", "val.txt"), None),
+    ("phrase_pairs", ("train.tsv", "val.tsv"), "source"),
+])
+def test_default_samples_share_no_row_between_train_and_val(
+        tmp_path: Path, name: str, files: tuple[str, str], column: str | None) -> None:
+    # The default sizes: before the fix reviews' val.csv repeated 33 training texts
+    # (ignoring case and punctuation) and dialogues' val.txt 41 training lines.
+    get_writer(name)(tmp_path / name)
+
+    def rows(file: str) -> list[str]:
+        path = tmp_path / name / file
+        if column is None:
+            return path.read_text(encoding="utf-8").splitlines()
+        with path.open(newline="", encoding="utf-8") as handle:
+            return [row[column] for row in csv.DictReader(handle, delimiter="\t" if file.endswith(
+                ".tsv") else ",")]
+
+    train, val = rows(files[0]), rows(files[1])
+    assert len(val) >= 300 and len(train) >= 2000
+    shared = {_normalised(t) for t in train} & {_normalised(v) for v in val}
+    assert not shared, f"{len(shared)} validation rows repeat training rows: {sorted(shared)[:3]}"
+
+
+def test_split_distinct_refuses_a_sample_its_templates_cannot_fill() -> None:
+    from appgen.datasets.distinct import split_distinct
+
+    with pytest.raises(ValueError, match="fewer"):
+        split_distinct(lambda: "Same, text!", 20, 4, str)
