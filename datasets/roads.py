@@ -49,7 +49,9 @@ MAX_STEER = math.radians(8.0)  # steering angle that maps to +-1
 MAX_SPEED = 25.0  # m/s, for the throttle label
 MAX_LATERAL_ACCEL = 3.0  # m/s^2, comfortable cornering for the throttle label
 
-SUPERSAMPLE = 2  # 2x2 samples per pixel: anti-aliased lines, masks by majority
+# Samples per pixel side. 1 (one ray per pixel centre, masks exact there) renders about 2x
+# faster than 2 (2x2 samples: anti-aliased lines, masks by majority), the old default.
+SUPERSAMPLE = 1
 MAX_DISTANCE = 400.0  # ground beyond this is sky-coloured haze
 NOISE_CELLS = 64  # side of the wrapping value-noise grids
 
@@ -181,16 +183,18 @@ def render_frame(
 
     # Camera rays: image-plane coordinates (after undoing roll), then pitch down.
     focal = (cols / 2.0) / math.tan(params["fov"] / 2.0)
-    u = (np.arange(cols) + 0.5 - cols / 2.0) / focal
-    v = (np.arange(rows) + 0.5 - rows / 2.0) / focal
-    cos_r, sin_r = math.cos(params["roll"]), math.sin(params["roll"])
+    u = ((np.arange(cols) + 0.5 - cols / 2.0) / focal).astype(np.float32)
+    v = ((np.arange(rows) + 0.5 - rows / 2.0) / focal).astype(np.float32)
+    cos_r, sin_r = np.float32(math.cos(params["roll"])), np.float32(math.sin(params["roll"]))
     plane_x = u[None, :] * cos_r - v[:, None] * sin_r
     plane_y = u[None, :] * sin_r + v[:, None] * cos_r
-    cos_p, sin_p = math.cos(params["pitch"]), math.sin(params["pitch"])
+    cos_p, sin_p = np.float32(math.cos(params["pitch"])), np.float32(math.sin(params["pitch"]))
     ray_down = plane_y * cos_p + sin_p
     ray_fwd = cos_p - plane_y * sin_p
     hits = ray_down > 1e-6
-    depth = np.where(hits, params["camera_height"] * ray_fwd / np.where(hits, ray_down, 1.0), 0)
+    cam_h = np.float32(params["camera_height"])
+    depth = np.where(hits, cam_h * ray_fwd / np.where(hits, ray_down, np.float32(1.0)), 0)
+    depth = depth.astype(np.float32, copy=False)
     ground = hits & (depth < MAX_DISTANCE)
     car_x = plane_x * depth / ray_fwd  # lateral position of the ground hit
 
@@ -237,11 +241,14 @@ def render_frame(
     temp = params["temperature"]
     image *= params["brightness"] * _rgb([1.0 + 0.12 * temp, 1.0, 1.0 - 0.15 * temp])
 
-    image = _downsample(image, ss)
+    if ss > 1:
+        image = _downsample(image, ss)
     if params["noise"] > 0:
         image += np.float32(params["noise"]) * rng.standard_normal(image.shape, np.float32)
     image_u8 = np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
+    if ss == 1:
+        return image_u8, np.where(marking, LANE_MARKING, drivable.astype(np.uint8)).astype(np.uint8)
     # A pixel takes the class of the majority of its samples (markings win ties).
     road_cover = _downsample(drivable.astype(np.float32), ss)
     line_cover = _downsample(marking.astype(np.float32), ss)
