@@ -105,3 +105,14 @@ def test_metrics_json_that_is_not_an_object_is_a_one_line_error(tmp_path: Path) 
     run.metrics.write_text("\xff")
     with pytest.raises(errors.RunDirError, match="not valid JSON"):
         run.read_metrics()
+
+
+def test_resumed_history_that_is_not_numbers_is_a_one_line_error(tmp_path: Path) -> None:
+    callbacks = load("callbacks")
+    run = rundir.RunDir(tmp_path)
+    run.history.write_text('epoch,loss\n1,"=HYPERLINK(""http://x.example"")"\n')
+    with pytest.raises(errors.RunDirError, match="history.csv is not a history written by train"):
+        callbacks._read_history(run)
+    run.history.write_text("epoch,loss,val_loss\n1,0.5,\n2,0.25,0.3\n")
+    assert callbacks._read_history(run) == [{"epoch": 1, "loss": 0.5},
+                                             {"epoch": 2, "loss": 0.25, "val_loss": 0.3}]

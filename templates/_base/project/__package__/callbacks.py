@@ -13,7 +13,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from .errors import ConfigError
+from .errors import ConfigError, RunDirError
 from .rundir import RunDir, atomic_save_model, atomic_write_json, atomic_write_text
 
 
@@ -170,11 +170,17 @@ def _to_csv(rows: list[dict[str, Any]]) -> str:
 
 
 def _read_history(run: RunDir) -> list[dict[str, Any]]:
+    """history.csv of the run being resumed: numbers only (RunDirError otherwise)."""
     if not run.history.is_file():
         return []
-    with run.history.open(newline="", encoding="utf-8") as handle:
-        return [{k: int(float(v)) if k == "epoch" else float(v) for k, v in row.items() if v != ""}
-                for row in csv.DictReader(handle)]
+    try:
+        with run.history.open(newline="", encoding="utf-8") as handle:
+            return [{k: int(float(v)) if k == "epoch" else float(v)
+                     for k, v in row.items() if v != ""}
+                    for row in csv.DictReader(handle)]
+    except (ValueError, TypeError, UnicodeDecodeError, csv.Error):
+        raise RunDirError(f"{run.history} is not a history written by train (every value "
+                          "must be a number)") from None
 
 
 def tensorboard(run: RunDir) -> list[keras.callbacks.Callback]:
