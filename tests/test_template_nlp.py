@@ -25,7 +25,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def trained_run(project: Path) -> Path:
     run = project / "runs" / "tf"
-    assert "validation accuracy" in train_ok(project, run, *QUICK).stdout
+    out = train_ok(project, run, *QUICK).stdout
+    assert "validation accuracy" in out and "TF-IDF + logistic-regression baseline" in out
     return run
 
 
@@ -40,6 +41,59 @@ def test_train_writes_the_run_directory(trained_run: Path) -> None:
     meta = json.loads((trained_run / "meta.json").read_text())
     assert meta["vocabulary"][:2] == ["[PAD]", "[UNK]"] and meta["sequence_length"] >= 16
     assert (trained_run / "checkpoints" / "best.keras").is_file()
+
+
+def test_evaluate_encodes_with_the_recorded_vocabulary(project: Path, trained_run: Path,
+                                                       tmp_path: Path) -> None:
+    # The training file changes after training and the other tokenizer learner is asked
+    # for: evaluate must still score the validation split with the run's own vocabulary,
+    # so its numbers are the ones train reported.
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    data = tmp_path / "data"
+    shutil.copytree(project / "data", data)
+    with (data / "train.csv").open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["text", "label"])
+        for i in range(600):
+            writer.writerow([f"zorblax quintessential{i % 7} flummoxed gargantuan {i}",
+                             ("positive", "negative")[i % 2]])
+    config = (run / "config.toml").read_text(encoding="utf-8")
+    config = config.replace('dir = "data"', f'dir = "{data}"', 1)
+    assert str(data) in config
+    (run / "config.toml").write_text(config.replace('learner = "auto"', 'learner = "python"')
+                                     .replace('learner = "keras_hub"', 'learner = "python"'),
+                                     encoding="utf-8")
+    result = run_project(project, "evaluate", "--run-dir", str(run))
+    assert result.returncode == 0, result.stderr[-2000:]
+    evaluation = json.loads((run / "evaluation.json").read_text())
+    final = json.loads((trained_run / "metrics.json").read_text())["final"]
+    assert evaluation["samples"] == 600
+    assert evaluation["accuracy"] == pytest.approx(final["accuracy"], abs=1e-9)
+    assert evaluation["macro_f1"] == pytest.approx(final["macro_f1"], abs=1e-9)
+    assert evaluation["tfidf_lr_accuracy"] == final["tfidf_lr_accuracy"]
+
+
+def test_report_has_a_tfidf_baseline_fitted_on_training_texts(project: Path,
+                                                              trained_run: Path) -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    def rows(name: str, limit: int) -> tuple[list[str], list[str]]:
+        with (project / "data" / name).open(newline="", encoding="utf-8") as handle:
+            read = list(csv.DictReader(handle))[:limit]
+        return [r["text"] for r in read], [r["label"] for r in read]
+
+    (texts, labels), (val_texts, val_labels) = rows("train.csv", 600), rows("val.csv", 10**6)
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+    classifier = LogisticRegression(max_iter=1000, random_state=0).fit(
+        vectorizer.fit_transform(texts), labels)  # the training rows train read (max_rows)
+    expected = (classifier.predict(vectorizer.transform(val_texts)) == val_labels).mean()
+    final = json.loads((trained_run / "metrics.json").read_text())["final"]
+    assert final["tfidf_lr_accuracy"] == pytest.approx(expected)
+    assert final["tfidf_lr_accuracy"] > final["chance_accuracy"]
 
 
 def test_predict_raw_text_and_files(project: Path, trained_run: Path, tmp_path: Path) -> None:

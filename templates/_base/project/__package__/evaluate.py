@@ -18,6 +18,11 @@ def run_evaluation(run_path: Path, data_path: Path | None) -> dict[str, Any]:
     if data_path is not None:
         batches = data.load_eval(config, data_path, meta, batch_size=batch_size)
         source = str(data_path)
+    elif hasattr(data, "load_validation"):
+        # What training learned from its data (a vocabulary) is in meta: the validation
+        # split is encoded with it, never re-learned from today's training files.
+        batches = data.load_validation(config, meta, batch_size=batch_size)
+        source = "validation split"
     else:
         batches = data.load_splits(config, batch_size=batch_size).val
         source = "validation split"

@@ -19,7 +19,7 @@ from typing import Any
 
 import keras
 
-from . import data, model, plots, report, rundir, strategy
+from . import contract, plots, rundir, strategy
 from .callbacks import ExactValidationMetrics, RunRecorder, tensorboard
 from .config import Config, choice, dump_toml, get, load_config
 from .errors import ProjectError, TrainingInterrupted, TrainingStopped
@@ -55,11 +55,12 @@ def _remove_if_empty(folder: Path) -> None:
 
 def _train(config: Config, plan: strategy.Plan, run: rundir.RunDir,
            resume: bool) -> dict[str, Any]:
+    template = contract.load()
     scope = strategy.apply_plan(plan)
     if plan.is_chief:
         print(strategy.format_plan(plan), flush=True)
 
-    splits = data.load_splits(config, batch_size=plan.global_batch)
+    splits = template.data.load_splits(config, batch_size=plan.global_batch)
     print(f"data: {splits.train.num_samples} training and {splits.val.num_samples} validation "
           f"samples ({splits.meta.get('summary', '')})", flush=True)
     epochs = int(get(config, "train.epochs"))
@@ -71,7 +72,7 @@ def _train(config: Config, plan: strategy.Plan, run: rundir.RunDir,
             net = rundir.load_model(run.last_checkpoint)
             print(f"resuming {run.path} after epoch {initial_epoch}", flush=True)
         else:
-            net = model.build_model(config, splits.meta)
+            net = template.model.build_model(config, splits.meta)
         jit = plan.jit_compile
         if jit and plan.backend == "tensorflow":
             failure = strategy.xla_failure(net, splits.train[0][0])
@@ -81,7 +82,7 @@ def _train(config: Config, plan: strategy.Plan, run: rundir.RunDir,
         if not resume:
             net.compile(optimizer=make_optimizer(config, plan, len(splits.train)),
                         jit_compile=jit, steps_per_execution=plan.steps_per_execution,
-                        **model.compile_args(config, splits.meta))
+                        **template.model.compile_args(config, splits.meta))
         elif not jit:
             net.jit_compile = False
         if jit and not net.jit_compile:  # Keras switched XLA off for unsupported layers
@@ -99,9 +100,9 @@ def _train(config: Config, plan: strategy.Plan, run: rundir.RunDir,
                            epochs=epochs, is_chief=plan.is_chief,
                            every_steps=int(get(config, "runtime.checkpoint_every_steps")))
     callbacks: list[keras.callbacks.Callback] = [recorder]
-    if hasattr(model, "epoch_metrics"):  # exact val_* metrics, computed before anyone reads them
+    if template.epoch_metrics is not None:  # exact val_* metrics, before anyone reads them
         callbacks.insert(0, ExactValidationMetrics(splits.val.unsharded(),
-                                                   model.epoch_metrics(splits.meta)))
+                                                   template.epoch_metrics(splits.meta)))
     patience = int(get(config, "train.early_stopping_patience"))
     if patience > 0:
         callbacks.append(keras.callbacks.EarlyStopping(
@@ -140,12 +141,11 @@ def _train(config: Config, plan: strategy.Plan, run: rundir.RunDir,
 
     with strategy.no_distribution():  # the report runs on this process alone, on all of val
         best = rundir.load_model(rundir.model_checkpoint(run))
-        final = report.report(best, splits.val.unsharded(), splits.meta, run.plots)
+        final = template.report.report(best, splits.val.unsharded(), splits.meta, run.plots)
     plots.training_curves(run.history, run.plots / "training_curves.png")
     epochs_completed = len(recorder.rows)
     recorder.write_metrics(epochs_completed, final=final, train_seconds=round(seconds, 1))
-    # A template with several tasks names its headline per task; others set HEADLINE.
-    headline = report.headline(splits.meta) if hasattr(report, "headline") else report.HEADLINE
+    headline = template.headline(splits.meta)  # per task, or the template's HEADLINE
     print(f"\nvalidation {headline}: {_number(final.get(headline))} "
           f"(best epoch {recorder.best.get('epoch', '?')} of {epochs_completed}, "
           f"{seconds:.0f} s)")

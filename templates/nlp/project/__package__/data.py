@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from .baseline import batches_digest, tfidf_lr_accuracy
 from .config import Config, choice, get
 from .errors import ConfigError, DataError
-from .pipeline import Batches, Splits, stratified_split
+from .pipeline import Batches, Splits, one_hot, stratified_split
 from .tables import open_table, text_lines
 from .tokenizer import WordPiece, learn_vocabulary
 
@@ -59,6 +60,63 @@ def load_splits(config: Config, *, batch_size: int) -> Splits:
         from .lm_data import load_corpus
 
         return load_corpus(config, batch_size=batch_size)
+    texts, labels, val_texts, val_labels, class_names = _read_classification(config)
+    preset = str(get(config, "model.preset"))
+    if preset:
+        from .presets import preset_meta
+
+        meta = preset_meta(config, preset, texts)
+    else:
+        meta = _learn_meta(config, texts)
+    # tokens_per_sample: what bench multiplies samples/s by to report tokens/s.
+    meta.update(task="classification", class_names=class_names,
+                text_column=str(get(config, "data.text_column")),
+                tokens_per_sample=int(meta["sequence_length"]),
+                summary=f"{len(class_names)} classes, {meta['summary']}")
+    encoder = make_encoder(meta)
+    ids, truncated = encoder(texts)
+    val_ids, val_truncated = encoder(val_texts)
+    report_truncation(truncated + val_truncated, len(texts) + len(val_texts),
+                       meta["sequence_length"])
+    seed = int(get(config, "runtime.seed"))
+    train = Batches(ids, _one_hot(labels, class_names), batch_size, training=True, seed=seed)
+    val = Batches(val_ids, _one_hot(val_labels, class_names), batch_size, training=False)
+    meta["baseline"] = {"tfidf_lr_accuracy": tfidf_lr_accuracy(texts, labels, val_texts,
+                                                                val_labels, seed=seed),
+                        "validation_digest": batches_digest(val.inputs, val.targets)}
+    return Splits(train, val, meta)
+
+
+def load_validation(config: Config, meta: dict[str, Any], *, batch_size: int) -> Batches:
+    """The run's validation split, encoded with the vocabulary the run recorded in meta.
+
+    The split is read (and, without a val file, drawn) as ``load_splits`` did; nothing
+    is learned again, so a changed training file or tokenizer learner cannot change
+    the ids the model is scored on.
+    """
+    task = task_of(meta)
+    if task == "translation":
+        from .translation_data import encode_pairs, read_pairs
+
+        _, _, val_sources, val_targets = read_pairs(config)
+        return encode_pairs(val_sources, val_targets, meta, batch_size, training=False)
+    if task == "causal_lm":
+        from .lm_data import encode_documents, read_corpus
+
+        _, val_documents = read_corpus(config)
+        return encode_documents(val_documents, meta, batch_size, training=False)
+    _, _, val_texts, val_labels, _ = _read_classification(config)
+    unknown = sorted(set(val_labels) - set(meta["class_names"]))
+    if unknown:
+        raise DataError(f"validation labels the model was not trained on: {unknown[:5]}")
+    ids, truncated = make_encoder(meta)(val_texts)
+    report_truncation(truncated, len(val_texts), meta["sequence_length"])
+    return Batches(ids, _one_hot(val_labels, meta["class_names"]), batch_size, training=False)
+
+
+def _read_classification(config: Config
+                         ) -> tuple[list[str], list[str], list[str], list[str], list[str]]:
+    """Training texts and labels, validation texts and labels, and the class names."""
     text_column, label_column = _columns(config)
     train_path = find_file(config, "train", required=True)
     texts, labels = read_texts(train_path, text_column, label_column, limit=_limit(config))
@@ -78,27 +136,7 @@ def load_splits(config: Config, *, batch_size: int) -> Splits:
                                               int(get(config, "runtime.seed")))
         val_texts, val_labels = [texts[i] for i in val_idx], [labels[i] for i in val_idx]
         texts, labels = [texts[i] for i in train_idx], [labels[i] for i in train_idx]
-
-    preset = str(get(config, "model.preset"))
-    if preset:
-        from .presets import preset_meta
-
-        meta = preset_meta(config, preset, texts)
-    else:
-        meta = _learn_meta(config, texts)
-    # tokens_per_sample: what bench multiplies samples/s by to report tokens/s.
-    meta.update(task="classification", class_names=class_names, text_column=text_column,
-                tokens_per_sample=int(meta["sequence_length"]),
-                summary=f"{len(class_names)} classes, {meta['summary']}")
-    encoder = make_encoder(meta)
-    ids, truncated = encoder(texts)
-    val_ids, val_truncated = encoder(val_texts)
-    report_truncation(truncated + val_truncated, len(texts) + len(val_texts),
-                       meta["sequence_length"])
-    seed = int(get(config, "runtime.seed"))
-    train = Batches(ids, _one_hot(labels, class_names), batch_size, training=True, seed=seed)
-    val = Batches(val_ids, _one_hot(val_labels, class_names), batch_size, training=False)
-    return Splits(train, val, meta)
+    return texts, labels, val_texts, val_labels, class_names
 
 
 def load_eval(config: Config, path: Path, meta: dict[str, Any], *, batch_size: int) -> Batches:
@@ -285,4 +323,4 @@ def _limit(config: Config) -> int:
 
 def _one_hot(labels: list[str], class_names: list[str]) -> np.ndarray:
     index = {name: i for i, name in enumerate(class_names)}
-    return np.eye(len(class_names), dtype=np.float32)[[index[label] for label in labels]]
+    return one_hot([index[label] for label in labels], len(class_names))

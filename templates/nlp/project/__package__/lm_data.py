@@ -35,21 +35,7 @@ from .tables import text_lines
 def load_corpus(config: Config, *, batch_size: int) -> Splits:
     """Training and validation batches of documents, and the vocabulary in meta."""
     text_column = str(get(config, "data.text_column"))
-    train_paths = find_corpus(config, "train", required=True)
-    documents = read_documents(train_paths, text_column, limit=int(get(config, "data.max_rows")))
-    val_paths = find_corpus(config, "val", required=False)
-    if val_paths:
-        val_documents = read_documents(val_paths, text_column)
-    else:
-        if len(documents) < 2:
-            raise DataError(f"{train_paths[0]}: need at least 2 documents to hold some out "
-                            "for validation")
-        order = np.random.default_rng(int(get(config, "runtime.seed"))).permutation(
-            len(documents))
-        held = max(1, round(len(documents) * float(get(config, "data.val_fraction"))))
-        val_documents = [documents[i] for i in order[:held]]
-        documents = [documents[i] for i in order[held:]]
-
+    documents, val_documents = read_corpus(config)
     vocabulary, learner = learn_config_vocabulary(config, documents)
     meta: dict[str, Any] = {
         "task": "causal_lm", "vocabulary": with_markers(vocabulary),
@@ -69,6 +55,22 @@ def load_corpus(config: Config, *, batch_size: int) -> Splits:
                         f"(median {int(np.median(lengths))})")
     val = encode_documents(val_documents, meta, batch_size, training=False)
     return Splits(train, val, meta)
+
+
+def read_corpus(config: Config) -> tuple[list[str], list[str]]:
+    """Training documents and validation documents (held out of train without a val file)."""
+    text_column = str(get(config, "data.text_column"))
+    train_paths = find_corpus(config, "train", required=True)
+    documents = read_documents(train_paths, text_column, limit=int(get(config, "data.max_rows")))
+    val_paths = find_corpus(config, "val", required=False)
+    if val_paths:
+        return documents, read_documents(val_paths, text_column)
+    if len(documents) < 2:
+        raise DataError(f"{train_paths[0]}: need at least 2 documents to hold some out "
+                        "for validation")
+    order = np.random.default_rng(int(get(config, "runtime.seed"))).permutation(len(documents))
+    held = max(1, round(len(documents) * float(get(config, "data.val_fraction"))))
+    return [documents[i] for i in order[held:]], [documents[i] for i in order[:held]]
 
 
 def load_eval_corpus(config: Config, path: Path, meta: dict[str, Any], *,

@@ -8,6 +8,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from .baseline import batches_digest
 from .classification import classification_scores
 from .pipeline import Batches
 
@@ -36,4 +37,11 @@ def report(model: keras.Model, batches: Batches, meta: dict[str, Any], plots_dir
     probabilities = model.predict(batches, verbose=0)
     true = np.argmax(batches.targets, axis=1)
     predicted = np.argmax(probabilities, axis=1)
-    return classification_scores(true, predicted, list(meta["class_names"]), plots_dir)
+    results = classification_scores(true, predicted, list(meta["class_names"]), plots_dir)
+    baseline = meta.get("baseline") or {}
+    if baseline.get("validation_digest") == batches_digest(batches.inputs, batches.targets):
+        # measured when the data was loaded, on exactly these samples
+        results["tfidf_lr_accuracy"] = baseline["tfidf_lr_accuracy"]
+        print(f"accuracy {results['accuracy']:.4f} (TF-IDF + logistic-regression baseline "
+              f"{results['tfidf_lr_accuracy']:.4f}, fitted on the training texts)", flush=True)
+    return results

@@ -25,6 +25,20 @@ from .seq_text import encode_rows, token_lengths, with_markers, wordpiece
 
 def load_pairs(config: Config, *, batch_size: int) -> Splits:
     """Training and validation batches of sentence pairs, and the vocabularies in meta."""
+    sources, targets, val_sources, val_targets = read_pairs(config)
+    source_column = str(get(config, "data.source_column"))
+    target_column = str(get(config, "data.target_column"))
+    meta = _learn_meta(config, sources, targets)
+    meta.update(source_column=source_column, target_column=target_column,
+                decoding=decoding_settings(config))
+    train = encode_pairs(sources, targets, meta, batch_size, training=True,
+                         seed=int(get(config, "runtime.seed")))
+    val = encode_pairs(val_sources, val_targets, meta, batch_size, training=False)
+    return Splits(train, val, meta)
+
+
+def read_pairs(config: Config) -> tuple[list[str], list[str], list[str], list[str]]:
+    """Training sources and targets, then validation sources and targets."""
     source_column = str(get(config, "data.source_column"))
     target_column = str(get(config, "data.target_column"))
     columns = f"{source_column!r}, {target_column!r}"
@@ -42,14 +56,7 @@ def load_pairs(config: Config, *, batch_size: int) -> Splits:
         val_sources, val_targets = [sources[i] for i in order[:held]], [targets[i] for i in
                                                                          order[:held]]
         sources, targets = [sources[i] for i in order[held:]], [targets[i] for i in order[held:]]
-
-    meta = _learn_meta(config, sources, targets)
-    meta.update(source_column=source_column, target_column=target_column,
-                decoding=decoding_settings(config))
-    train = encode_pairs(sources, targets, meta, batch_size, training=True,
-                         seed=int(get(config, "runtime.seed")))
-    val = encode_pairs(val_sources, val_targets, meta, batch_size, training=False)
-    return Splits(train, val, meta)
+    return sources, targets, val_sources, val_targets
 
 
 def load_eval_pairs(path: Path, meta: dict[str, Any], *, batch_size: int) -> Batches:
