@@ -21,6 +21,7 @@ import click
 
 from . import rundir
 from .config import get, load_config
+from .contract import check_sources
 from .errors import ProjectError
 
 DEFAULT_CONFIG = Path("config.toml")
@@ -152,6 +153,7 @@ def _lock_run(run_dir: Path, command: str, out: Path | None = None) -> None:
 
 def _run(action: Callable[[], Any]) -> None:
     try:
+        check_sources()  # a template missing a piece: one line naming it, before Keras
         action()
     except ProjectError as err:
         click.echo(f"error: {err}", err=True)

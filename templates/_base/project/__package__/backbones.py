@@ -1,4 +1,5 @@
-"""keras.applications backbones shared by the image templates, built offline by default."""
+"""Backbones shared by the image templates: a small CNN, and keras.applications built
+offline by default."""
 
 from __future__ import annotations
 
@@ -47,3 +48,31 @@ def application(x: Any, name: str, pretrained: bool) -> Any:
                               ) from None
         raise
     return network(x)
+
+
+def small_cnn(x: Any, width: int, depth: int = 3, *, pool_last: bool = True,
+              max_filters: int = 256, max_pool: bool = False) -> Any:
+    """``depth`` blocks of two 3x3 conv + batch norm + ReLU, then globally pooled features.
+
+    Filters start at ``width`` and double per block up to ``max_filters``; each block but
+    the last (all with ``pool_last``) is max-pooled. Global average pooling, concatenated
+    with global max pooling with ``max_pool`` (a small finding moves the maximum where the
+    average barely moves). ~0.3 M parameters at width 32, depth 3.
+    """
+    if width < 1 or depth < 1:
+        raise ConfigError(f"model.width and model.depth must be >= 1, got {width}, {depth}")
+    for level in range(depth):
+        filters = min(width * 2**level, max_filters)
+        for index in (1, 2):
+            x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
+                                    name=f"block{level}_conv{index}")(x)
+            # momentum 0.9: small datasets give few steps, and the default 0.99 lags behind
+            x = keras.layers.BatchNormalization(momentum=0.9, name=f"block{level}_norm{index}")(x)
+            x = keras.layers.ReLU(name=f"block{level}_relu{index}")(x)
+        if pool_last or level < depth - 1:
+            x = keras.layers.MaxPooling2D(name=f"block{level}_pool")(x)
+    if not max_pool:
+        return keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    return keras.layers.Concatenate(name="pool")([
+        keras.layers.GlobalAveragePooling2D(name="average_pool")(x),
+        keras.layers.GlobalMaxPooling2D(name="max_pool")(x)])

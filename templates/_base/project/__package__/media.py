@@ -1,10 +1,10 @@
-"""Image and video inputs: which files are which, opening images safely, and CSV output."""
+"""Image and video inputs: which files are which, opening images and videos safely, CSV output."""
 
 from __future__ import annotations
 
 import re
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,53 @@ def open_image(path: Path) -> Any:
         image.close()
         raise
     return image
+
+
+class Video:
+    """The frames of one video file, in order, as BGR arrays (OpenCV's order).
+
+    ``with Video(path) as video: for index, frame in video.frames(step): ...`` reads
+    every frame and yields every ``step``-th with its index; ``video.fps`` is the
+    file's frame rate (25 when it does not say). A file OpenCV cannot open is a
+    DataError; one with no readable frame is too, when the loop ends (``read`` counts).
+    """
+
+    def __init__(self, path: Path) -> None:
+        import cv2
+
+        self.path = path
+        self.capture = cv2.VideoCapture(str(path))
+        if not self.capture.isOpened():
+            raise DataError(f"cannot open video {path} (unsupported codec or not a video)")
+        self.fps = float(self.capture.get(cv2.CAP_PROP_FPS) or 25.0)
+        self.read = 0
+
+    def frames(self, step: int = 1) -> Iterator[tuple[int, Any]]:
+        while True:
+            ok, frame = self.capture.read()
+            if not ok:
+                break
+            self.read += 1
+            if (self.read - 1) % step == 0:
+                yield self.read - 1, frame
+        if not self.read:
+            raise DataError(f"video {self.path} has no readable frames")
+
+    def __enter__(self) -> Video:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.capture.release()
+
+
+def model_frame(frame: Any, width: int, height: int, channels: int = 3) -> Any:
+    """A BGR video frame as a model input: resized to ``width`` x ``height``, RGB or grey."""
+    import cv2
+
+    frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+    if channels == 1:
+        return cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)[..., None]
+    return cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
 
 
 def expand_inputs(inputs: list[Path],

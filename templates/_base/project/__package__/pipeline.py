@@ -21,6 +21,11 @@ _PROCESS_SHARD = (0, 1)
 BatchTransform = Callable[[Any, np.ndarray, np.random.Generator], tuple[Any, np.ndarray]]
 
 
+def one_hot(labels: Any, num_classes: int) -> np.ndarray:
+    """float32 one-hot rows for integer class indices (callers check the range)."""
+    return np.eye(num_classes, dtype=np.float32)[np.asarray(labels, dtype=np.int64)]
+
+
 class Batches(keras.utils.PyDataset):
     """Shuffled (training) or ordered (evaluation) batches of ``(inputs, targets)``.
 

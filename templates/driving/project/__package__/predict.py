@@ -25,7 +25,7 @@ from . import augment, rundir
 from .config import get, load_config
 from .data import list_images, read_frame
 from .errors import DataError
-from .media import expand_inputs, open_image, write_csv
+from .media import Video, expand_inputs, model_frame, open_image, write_csv
 from .report import overlay
 from .tables import open_table
 
@@ -99,39 +99,30 @@ class Predictor:
 
     def video(self, video: Path, out: Path, codec: str) -> Path:
         """<stem>.csv (one row per frame) and <stem>.annotated.mp4 for one video file."""
-        import cv2
-
-        capture = cv2.VideoCapture(str(video))
-        if not capture.isOpened():
-            raise DataError(f"cannot open video {video} (unsupported codec or not a video)")
-        fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
         writer = None
         target = out / f"{video.stem}.annotated.mp4"
         rows: list[list[str]] = []
         started = time.perf_counter()
-        with rundir.staged_path(target) as staged:  # renamed into place at the end
+        with Video(video) as clip, rundir.staged_path(target) as staged:  # renamed at the end
             try:
-                for originals in _chunks(_read_video(capture), self.batch_size):
-                    frames = np.stack([
-                        cv2.resize(cv2.cvtColor(f, cv2.COLOR_BGR2RGB), (self.width, self.height),
-                                   interpolation=cv2.INTER_AREA) for f in originals])
+                for chunk in _chunks(clip.frames(), self.batch_size):
+                    originals = [frame for _, frame in chunk]
+                    frames = np.stack([model_frame(f, self.width, self.height)
+                                       for f in originals])
                     outputs = np.asarray(self.net.predict_on_batch(frames))
                     for original, output in zip(originals, outputs, strict=True):
-                        rows.append([str(len(rows)), f"{len(rows) / fps:.3f}",
+                        rows.append([str(len(rows)), f"{len(rows) / clip.fps:.3f}",
                                      *self._values(output)])
                         if not self.draw:
                             continue
                         picture = self.annotate(original[..., ::-1], output)[..., ::-1]
                         if writer is None:
-                            writer = _open_writer(staged, codec, fps, picture.shape,
+                            writer = _open_writer(staged, codec, clip.fps, picture.shape,
                                                   shown=target)
                         writer.write(np.ascontiguousarray(picture))
             finally:
-                capture.release()
                 if writer is not None:
                     writer.release()
-        if not rows:
-            raise DataError(f"video {video} has no readable frames")
         rate = len(rows) / (time.perf_counter() - started)
         write_csv(out / f"{video.stem}.csv", ["frame", "time_s", *self.columns], rows)
         print(f"{video}: {len(rows)} frame(s) at {rate:.1f} frames/s -> {out / video.stem}.csv"
@@ -193,14 +184,6 @@ def draw_steering_arc(picture: np.ndarray, steering: float) -> None:
     thickness = max(2, width // 150)
     cv2.polylines(picture, [points], False, (0, 0, 0), thickness + 2, cv2.LINE_AA)
     cv2.polylines(picture, [points], False, colour, thickness, cv2.LINE_AA)
-
-
-def _read_video(capture: Any) -> Iterator[np.ndarray]:
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            return
-        yield frame
 
 
 def _open_writer(target: Path, codec: str, fps: float, shape: tuple[int, ...], *,

@@ -74,8 +74,8 @@ def epoch_metrics(meta: dict[str, Any]) -> dict[str, Any]:
     def pr_auc(labels: Any, scores: Any) -> float:
         return report.average_precision(labels.reshape(-1).astype("int64"), scores.reshape(-1))
 
-    def roc_auc(labels: Any, scores: Any) -> float:
-        return report.roc_auc(labels.reshape(-1).astype("int64"), scores.reshape(-1))
+    def roc_auc(labels: Any, scores: Any) -> float:  # a Keras log needs a number: 0 if undefined
+        return report.roc_auc(labels.reshape(-1).astype("int64"), scores.reshape(-1)) or 0.0
 
     return {"pr_auc": pr_auc, "roc_auc": roc_auc}
 

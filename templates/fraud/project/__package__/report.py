@@ -16,7 +16,8 @@ import keras
 import numpy as np
 
 from . import plots
-from .baseline import baseline_scores
+from .baseline import baseline_scores, check_baseline
+from .classification import roc_auc
 from .pipeline import Batches
 
 HEADLINE = "pr_auc"  # the number train prints at the end
@@ -48,10 +49,12 @@ def report(model: keras.Model, batches: Batches, meta: dict[str, Any], plots_dir
     threshold, chosen = choose_threshold(curve, costs, settings["threshold"])
     results.update(threshold=threshold, threshold_rule=settings["threshold"], **chosen)
     trained = _trained_threshold(plots_dir)
-    if trained is not None:  # evaluate on other data: also show the saved operating point
+    if trained is not None:  # other data: also show the operating point chosen on validation
         results["at_trained_threshold"] = operating_point(labels, scores, trained, settings)
 
-    base = baseline_scores(batches.inputs, meta["features"], meta["baseline"])
+    width = batches.inputs["numeric"].shape[1] if "numeric" in batches.inputs else 0
+    saved = check_baseline(meta.get("baseline"), meta["features"], width)
+    base = baseline_scores(batches.inputs, meta["features"], saved)
     results["baseline_pr_auc"] = average_precision(labels, base)
     results["baseline_roc_auc"] = roc_auc(labels, base)
     _plot_curves(labels, scores, base, curve, threshold, plots_dir)
@@ -86,18 +89,6 @@ def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
     curve = pr_curve(labels, scores)
     steps = np.diff(np.r_[0.0, curve["recall"]])
     return float(np.sum(steps * curve["precision"]))
-
-
-def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
-    """Probability that a random positive outscores a random negative (ties count half)."""
-    positives = int(labels.sum())
-    negatives = len(labels) - positives
-    if positives == 0 or negatives == 0:
-        return 0.0
-    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
-    ranks = (np.cumsum(counts) - (counts - 1) / 2.0)[inverse]  # average rank of ties
-    return float((ranks[labels == 1].sum() - positives * (positives + 1) / 2.0)
-                 / (positives * negatives))
 
 
 def recall_at_precision(curve: dict[str, np.ndarray], level: float) -> float:
@@ -151,9 +142,10 @@ def operating_point(labels: np.ndarray, scores: np.ndarray, threshold: float,
 
 
 def _trained_threshold(plots_dir: Path) -> float | None:
-    """The threshold saved by train, when called by evaluate (plots in RUN/plots/evaluation)."""
+    """The threshold chosen on validation by train, when scoring other data: evaluate
+    (plots in RUN/plots/evaluation) or the test split (RUN/plots/test)."""
     metrics = plots_dir.parent.parent / "metrics.json"
-    if plots_dir.name != "evaluation" or not metrics.is_file():
+    if plots_dir.name not in ("evaluation", "test") or not metrics.is_file():
         return None
     value = json.loads(metrics.read_text(encoding="utf-8")).get("final", {}).get("threshold")
     return float(value) if value is not None else None
@@ -184,7 +176,9 @@ def _plot_curves(labels: np.ndarray, scores: np.ndarray, base: np.ndarray,
     fig, axis = plt.subplots(figsize=(5, 4.2))
     for name, values, style in (("model", scores, "-"), ("logistic regression", base, "--")):
         fpr, tpr = _roc_points(labels, values)
-        axis.plot(fpr, tpr, style, label=f"{name} (AUC {roc_auc(labels, values):.3f})")
+        area = roc_auc(labels, values)
+        shown = "undefined" if area is None else f"{area:.3f}"
+        axis.plot(fpr, tpr, style, label=f"{name} (AUC {shown})")
     axis.plot([0, 1], [0, 1], color="grey", lw=0.8)
     axis.set(xlabel="false positive rate", ylabel="true positive rate",
              title="ROC (validation)", xlim=(0, 1))

@@ -14,7 +14,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from .backbones import APPLICATIONS, application
+from .backbones import APPLICATIONS, application, small_cnn
 from .config import Config, get
 from .errors import ConfigError
 from .layers import IntensityAugment, RandomAffine2D, RandomFlips
@@ -50,7 +50,8 @@ def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
                          name="intensity")(x)
     if backbone == "cnn":
         x = keras.layers.Rescaling(2.0, offset=-1.0, name="to_signed_range")(x)
-        features = small_cnn(x, int(get(config, "model.width")), int(get(config, "model.depth")))
+        features = small_cnn(x, int(get(config, "model.width")), int(get(config, "model.depth")),
+                             max_pool=True)
     else:
         x = keras.layers.Activation("relu", name="clip_below_zero")(x)  # noise can go < 0
         features = application(x, backbone, bool(get(config, "model.pretrained")))
@@ -61,25 +62,6 @@ def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
                                 name="logits")(features)
     outputs = keras.layers.Activation("softmax", dtype="float32", name="probabilities")(logits)
     return keras.Model(inputs, outputs, name=f"slice_classifier_{backbone}")
-
-
-def small_cnn(x: Any, width: int, depth: int) -> Any:
-    """``depth`` blocks of two 3x3 conv + batch norm + ReLU, max-pooled; global avg + max."""
-    if width < 1 or depth < 1:
-        raise ConfigError(f"model.width and model.depth must be >= 1, got {width}, {depth}")
-    for level in range(depth):
-        filters = min(width * 2**level, 256)
-        for index in (1, 2):
-            x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
-                                    name=f"block{level}_conv{index}")(x)
-            # momentum 0.9: a few hundred steps are enough for inference statistics
-            x = keras.layers.BatchNormalization(momentum=0.9, name=f"block{level}_norm{index}")(x)
-            x = keras.layers.ReLU(name=f"block{level}_relu{index}")(x)
-        x = keras.layers.MaxPooling2D(name=f"block{level}_pool")(x)
-    # Average and maximum: a small finding moves the maximum where the average barely moves.
-    return keras.layers.Concatenate(name="pool")([
-        keras.layers.GlobalAveragePooling2D(name="average_pool")(x),
-        keras.layers.GlobalMaxPooling2D(name="max_pool")(x)])
 
 
 def compile_args(config: Config, meta: dict[str, Any]) -> dict[str, Any]:

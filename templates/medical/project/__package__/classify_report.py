@@ -9,7 +9,7 @@ import keras
 import numpy as np
 
 from . import plots
-from .classification import classification_scores
+from .classification import classification_scores, roc_auc
 from .pipeline import Batches
 
 
@@ -48,27 +48,6 @@ def mean_auc(true: np.ndarray, probabilities: np.ndarray) -> float:
     names = [str(index) for index in range(probabilities.shape[1])]
     present = [v for v in per_class_auc(true, probabilities, names).values() if v is not None]
     return float(np.mean(present)) if present else 0.0
-
-
-def roc_auc(positive: np.ndarray, score: np.ndarray) -> float | None:
-    """Area under the ROC curve (the Mann-Whitney U statistic, ties counted half).
-
-    None when only one of positives and negatives is present.
-    """
-    positive = np.asarray(positive, dtype=bool)
-    count_pos, count_neg = int(positive.sum()), int((~positive).sum())
-    if count_pos == 0 or count_neg == 0:
-        return None
-    order = np.argsort(score, kind="mergesort")
-    sorted_scores = np.asarray(score)[order]
-    ranks = np.empty(len(score), dtype=np.float64)
-    # average rank within runs of tied scores
-    starts = np.flatnonzero(np.r_[True, np.diff(sorted_scores) != 0])
-    ends = np.r_[starts[1:], len(score)]
-    for start, end in zip(starts, ends, strict=True):
-        ranks[order[start:end]] = (start + end + 1) / 2.0
-    rank_sum = float(ranks[positive].sum())
-    return (rank_sum - count_pos * (count_pos + 1) / 2.0) / (count_pos * count_neg)
 
 
 def roc_curve(positive: np.ndarray, score: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

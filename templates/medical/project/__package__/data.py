@@ -67,6 +67,23 @@ class SliceBatches(Batches):
         self.epoch += 1
 
 
+class VolumeBatches(Batches):
+    """Evaluation batches that know the volumes they come from, for per-volume scores.
+
+    ``cases`` names the volumes. 2D: ``volume_ids`` gives each slice's volume (an index
+    into ``cases``). 3D: ``volumes`` holds the whole (image, label) volumes the patches
+    tile, for the report's sliding window.
+    """
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int, *,
+                 cases: list[str], volume_ids: np.ndarray | None = None,
+                 volumes: list[tuple[np.ndarray, np.ndarray]] | None = None) -> None:
+        super().__init__(images, labels, batch_size, training=False)
+        self.cases = cases
+        self.volume_ids = volume_ids
+        self.volumes = volumes
+
+
 def load_splits(config: Config, *, batch_size: int) -> Splits:
     """Training and validation slices plus what the model and predict need to know."""
     if choice(config, "data.task", TASKS) == "classification":
@@ -110,9 +127,8 @@ def load_splits(config: Config, *, batch_size: int) -> Splits:
         train_images, train_labels, batch_size, seed=seed,
         weights=slice_weights(foreground, float(get(config, "data.foreground_fraction"))),
         transform=batch_transform(config, meta))
-    val_batches = Batches(val_images, val_labels, batch_size, training=False)
-    val_batches.volume_ids = volume_ids  # type: ignore[attr-defined]
-    val_batches.cases = meta["val_cases"]  # type: ignore[attr-defined]
+    val_batches = VolumeBatches(val_images, val_labels, batch_size, cases=meta["val_cases"],
+                                volume_ids=volume_ids)
     return Splits(train_batches, val_batches, meta)
 
 
@@ -130,10 +146,8 @@ def load_eval(config: Config, path: Path, meta: dict[str, Any], *, batch_size: i
         return _volume_batches(_prepared(volumes, meta), meta, [c.name for c in cases],
                                batch_size)
     images, labels, volume_ids = _slices(volumes, meta)
-    batches = Batches(images, labels, batch_size, training=False)
-    batches.volume_ids = volume_ids  # type: ignore[attr-defined]
-    batches.cases = [c.name for c in cases]  # type: ignore[attr-defined]
-    return batches
+    return VolumeBatches(images, labels, batch_size, cases=[c.name for c in cases],
+                         volume_ids=volume_ids)
 
 
 # ----------------------------------------------------------------------------- discovery
@@ -372,7 +386,7 @@ def _patch_splits(config: Config, meta: dict[str, Any],
 
 
 def _volume_batches(volumes: list[tuple[np.ndarray, np.ndarray]], meta: dict[str, Any],
-                    cases: list[str], batch_size: int) -> Batches:
+                    cases: list[str], batch_size: int) -> VolumeBatches:
     """Non-overlapping patches tiling every volume (the val_dice metric during fit),
     with the volumes themselves attached for the report's sliding-window scores."""
     from .patches import tiles
@@ -382,8 +396,5 @@ def _volume_batches(volumes: list[tuple[np.ndarray, np.ndarray]], meta: dict[str
     for image, label in volumes:
         images.append(tiles(image, patch, int(image.min()))[0])
         labels.append(tiles(label, patch, 0)[0])
-    batches = Batches(np.concatenate(images)[..., None], np.concatenate(labels),
-                      batch_size, training=False)
-    batches.volumes = volumes  # type: ignore[attr-defined]
-    batches.cases = cases  # type: ignore[attr-defined]
-    return batches
+    return VolumeBatches(np.concatenate(images)[..., None], np.concatenate(labels),
+                         batch_size, cases=cases, volumes=volumes)

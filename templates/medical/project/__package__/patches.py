@@ -67,7 +67,7 @@ def training_batches(images: list[np.ndarray], labels: list[np.ndarray],
 
 
 def tiles(volume: np.ndarray, patch: tuple[int, int, int], fill: int
-          ) -> tuple[np.ndarray, list[tuple[int, int, int]]]:
+          ) -> tuple[np.ndarray, list[tuple[int, ...]]]:
     """Non-overlapping patches covering ``volume`` (padded with ``fill``), and their corners."""
     padded = pad_to(volume, tuple(-(-n // p) * p for n, p in zip(volume.shape, patch,
                                                                   strict=True)), fill)

@@ -17,6 +17,7 @@ import numpy as np
 
 from . import model as _model  # noqa: F401  registers the custom loss/metric for load_model
 from . import plots
+from .data import VolumeBatches
 from .pipeline import Batches
 
 HEADLINE = "dice"  # mean foreground Dice over validation volumes
@@ -82,8 +83,10 @@ def predicted_volumes_2d(model: keras.Model, batches: Batches) -> list[Scored]:
     """Slices predicted, then stacked back into (x, y, z) volumes."""
     predicted = np.argmax(model.predict(batches, verbose=0), axis=-1).astype(np.uint8)
     truth = batches.targets
-    ids = getattr(batches, "volume_ids", np.zeros(len(truth), dtype=int))
-    cases = list(getattr(batches, "cases", [f"volume_{i}" for i in np.unique(ids)]))
+    ids = np.zeros(len(truth), dtype=int)  # batches of unknown origin: one volume
+    cases = ["volume_0"]
+    if isinstance(batches, VolumeBatches) and batches.volume_ids is not None:
+        ids, cases = batches.volume_ids, batches.cases
     # (z, x, y) stacks -> (x, y, z) volumes so distances use the right spacing
     return [(cases[int(index)], batches.inputs[ids == index, ..., 0].transpose(1, 2, 0),
              truth[ids == index].transpose(1, 2, 0),
@@ -95,9 +98,10 @@ def predicted_volumes_3d(model: keras.Model, batches: Batches, meta: dict[str, A
     """Whole volumes predicted by the sliding window, as ``predict`` does."""
     from .patches import sliding_window
 
+    if not isinstance(batches, VolumeBatches) or batches.volumes is None:
+        raise TypeError("3D reports need VolumeBatches with their volumes (data.load_splits)")
     results = []
-    for case, (image, label) in zip(batches.cases, batches.volumes,  # type: ignore[attr-defined]
-                                    strict=True):
+    for case, (image, label) in zip(batches.cases, batches.volumes, strict=True):
         probabilities = sliding_window(
             lambda x: model.predict(x, verbose=0), image, tuple(meta["patch_3d"]),
             float(meta["overlap"]), str(meta["blend"]), batch_size=batches.batch_size,

@@ -21,7 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from .config import Config, choice, get
 from .errors import DataError
 from .media import IMAGE_SUFFIXES, is_image, open_image
-from .pipeline import Batches, Splits, stratified_split
+from .pipeline import Batches, Splits, one_hot, stratified_split
 
 Image.MAX_IMAGE_PIXELS = 20_000 * 20_000  # refuse decompression bombs beyond 400 MP
 # What Pillow raises for a file it cannot use; a bomb is refused when the header is read.
@@ -56,9 +56,9 @@ def load_splits(config: Config, *, batch_size: int) -> Splits:
     num_classes = len(class_names)
     from .augment import batch_transform
 
-    train = Batches(images, _one_hot(labels, num_classes), batch_size, training=True,
+    train = Batches(images, one_hot(labels, num_classes), batch_size, training=True,
                     seed=int(get(config, "runtime.seed")), transform=batch_transform(config))
-    val = Batches(val_images, _one_hot(val_labels, num_classes), batch_size, training=False)
+    val = Batches(val_images, one_hot(val_labels, num_classes), batch_size, training=False)
     return Splits(train, val, meta)
 
 
@@ -69,7 +69,7 @@ def load_eval(config: Config, path: Path, meta: dict[str, Any], *, batch_size: i
     height, _, channels = meta["image_shape"]
     images, labels = read_images(files, labels, height, "grayscale" if channels == 1 else "rgb",
                                  choice(config, "data.on_bad_file", ("error", "skip")))
-    return Batches(images, _one_hot(labels, len(class_names)), batch_size, training=False)
+    return Batches(images, one_hot(labels, len(class_names)), batch_size, training=False)
 
 
 def read_images(files: list[Path], labels: np.ndarray, size: int, mode: str, on_bad: str
@@ -85,9 +85,10 @@ def read_images(files: list[Path], labels: np.ndarray, size: int, mode: str, on_
     if bad:
         print(f"warning: skipped {len(bad)} unreadable image(s), first: {bad[0][0]} ({bad[0][1]})")
     keep = [i for i, (img, _) in enumerate(decoded) if img is not None]
-    if not keep:
+    images = [img for img, _ in decoded if img is not None]
+    if not images:
         raise DataError("no readable images left after skipping bad files")
-    return np.stack([decoded[i][0] for i in keep]), labels[keep]
+    return np.stack(images), labels[keep]
 
 
 def read_image(path: Path, size: int, mode: str) -> np.ndarray:
@@ -185,7 +186,3 @@ def _color_mode(config: Config, files: list[Path]) -> str:
         except UNREADABLE:
             continue
     return "grayscale"
-
-
-def _one_hot(labels: np.ndarray, num_classes: int) -> np.ndarray:
-    return np.eye(num_classes, dtype=np.float32)[labels]

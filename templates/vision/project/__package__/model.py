@@ -15,7 +15,7 @@ from typing import Any
 import keras
 
 from .augment import augmentation_layers
-from .backbones import APPLICATIONS, application
+from .backbones import APPLICATIONS, application, small_cnn
 from .config import Config, choice, get
 
 BACKBONES = ("small_cnn", "vit", *APPLICATIONS)
@@ -32,7 +32,9 @@ def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
     for layer in augmentation_layers(config):
         x = layer(x)
     if backbone == "small_cnn":
-        x = small_cnn(x, width=int(get(config, "model.width")))
+        width = int(get(config, "model.width"))
+        # three stages, the last not max-pooled: the 8x8 digits keep a 2x2 map
+        x = small_cnn(x, width, 3, pool_last=False, max_filters=4 * width)
     elif backbone == "vit":
         x = vit(x, meta)
     else:
@@ -50,23 +52,6 @@ def compile_args(config: Config, meta: dict[str, Any]) -> dict[str, Any]:
             label_smoothing=float(get(config, "augment.label_smoothing"))),
         "metrics": [keras.metrics.CategoricalAccuracy(name="accuracy")],
     }
-
-
-def small_cnn(x: Any, width: int) -> Any:
-    """Three conv stages (width, 2x, 4x filters), batch norm, global average pooling.
-
-    Sized for small images on a CPU: ~0.3 M parameters at width 32.
-    """
-    for stage, filters in enumerate((width, width * 2, width * 4)):
-        for repeat in range(2):
-            x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
-                                    name=f"stage{stage}_conv{repeat}")(x)
-            # momentum 0.9: small datasets give few steps, and the default 0.99 lags behind.
-            x = keras.layers.BatchNormalization(momentum=0.9, name=f"stage{stage}_bn{repeat}")(x)
-            x = keras.layers.ReLU(name=f"stage{stage}_relu{repeat}")(x)
-        if stage < 2:
-            x = keras.layers.MaxPooling2D(name=f"stage{stage}_pool")(x)
-    return keras.layers.GlobalAveragePooling2D(name="pool")(x)
 
 
 def vit(x: Any, meta: dict[str, Any]) -> Any:

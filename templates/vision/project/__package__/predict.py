@@ -18,8 +18,7 @@ import numpy as np
 from . import rundir
 from .config import get, load_config
 from .data import read_image
-from .errors import DataError
-from .media import expand_inputs, write_csv
+from .media import Video, expand_inputs, model_frame, write_csv
 
 
 def run_prediction(run_path: Path, inputs: list[Path], out: Path | None,
@@ -62,31 +61,14 @@ def predict_images(net: keras.Model, files: list[Path], meta: dict[str, Any], to
 def predict_video(net: keras.Model, video: Path, meta: dict[str, Any], top_k: int,
                   sample_fps: float) -> tuple[list[list[str]], float]:
     """Top-k tags per second of video (probabilities averaged over its sampled frames)."""
-    import cv2
-
-    capture = cv2.VideoCapture(str(video))
-    if not capture.isOpened():
-        raise DataError(f"cannot open video {video} (unsupported codec or not a video)")
-    native_fps = capture.get(cv2.CAP_PROP_FPS) or 25.0
-    step = max(1, round(native_fps / max(sample_fps, 1e-3)))
     height, width, channels = meta["image_shape"]
     frames, stamps = [], []
     started = time.perf_counter()
-    index = 0
-    while True:
-        ok, frame = capture.read()
-        if not ok:
-            break
-        if index % step == 0:
-            frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
-            frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)[..., None] if channels == 1 \
-                else cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
-            frames.append(frame)
-            stamps.append(int(index / native_fps))
-        index += 1
-    capture.release()
-    if not frames:
-        raise DataError(f"video {video} has no readable frames")
+    with Video(video) as clip:
+        step = max(1, round(clip.fps / max(sample_fps, 1e-3)))
+        for index, frame in clip.frames(step):
+            frames.append(model_frame(frame, width, height, channels))
+            stamps.append(int(index / clip.fps))
     probabilities = net.predict(np.stack(frames), batch_size=64, verbose=0)
     fps = len(frames) / (time.perf_counter() - started)
     stamps_array = np.asarray(stamps)

@@ -1,0 +1,93 @@
+"""Pieces several templates use, lifted into the shared runtime and tested once here:
+ROC-AUC, one-hot targets, the small CNN backbone and the video frame loop."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import runtime
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+classification = runtime.load("classification")
+errors = runtime.load("errors")
+
+
+def test_roc_auc_matches_hand_counts_and_counts_ties_half() -> None:
+    assert classification.roc_auc(np.array([0, 0, 1, 1]),
+                                   np.array([0.1, 0.4, 0.35, 0.8])) == 0.75
+    assert classification.roc_auc(np.array([1, 0]), np.array([0.5, 0.5])) == 0.5
+    assert classification.roc_auc(np.array([True, False, False]),
+                                  np.array([0.9, 0.2, 0.9])) == 0.75
+
+
+@pytest.mark.parametrize("labels", [[1, 1, 1], [0, 0, 0], []])
+def test_roc_auc_is_none_when_undefined(labels: list[int]) -> None:
+    # one class only: no positive/negative pair to rank, neither 0 nor 0.5
+    assert classification.roc_auc(np.array(labels), np.linspace(0, 1, len(labels))) is None
+
+
+def test_roc_auc_agrees_with_pairwise_definition() -> None:
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 200)
+    scores = rng.integers(0, 10, 200) / 10.0  # many ties
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    pairs = (pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean()
+    assert classification.roc_auc(labels, scores) == pytest.approx(pairs)
+
+
+def test_one_hot_rows() -> None:
+    pipeline = runtime.load("pipeline")
+    rows = pipeline.one_hot([2, 0], 3)
+    assert rows.dtype == np.float32
+    assert rows.tolist() == [[0, 0, 1], [1, 0, 0]]
+
+
+def test_small_cnn_pooling_options() -> None:
+    import keras
+
+    backbones = runtime.load("backbones")
+    inputs = keras.Input((16, 16, 1))
+    vision = keras.Model(inputs, backbones.small_cnn(inputs, 4, 3, pool_last=False,
+                                                     max_filters=16))
+    assert vision.output_shape == (None, 16)
+    assert vision.get_layer("block2_relu2").output.shape[1:3] == (4, 4)  # last block not pooled
+    medical = keras.Model(inputs, backbones.small_cnn(inputs, 4, 2, max_pool=True))
+    assert medical.output_shape == (None, 16)  # average and maximum of 8 filters
+    with pytest.raises(errors.ConfigError, match="model.width"):
+        backbones.small_cnn(inputs, 0, 2)
+
+
+def _write_video(path: Path, frames: int) -> None:
+    import cv2
+
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, (32, 24))
+    for index in range(frames):
+        writer.write(np.full((24, 32, 3), (index * 20) % 255, np.uint8))
+    writer.release()
+
+
+def test_video_frames_every_step_with_index(tmp_path: Path) -> None:
+    media = runtime.load("media")
+    clip_path = tmp_path / "clip.avi"
+    _write_video(clip_path, 7)
+    with media.Video(clip_path) as clip:
+        assert clip.fps == pytest.approx(10.0)
+        seen = [(index, frame.shape) for index, frame in clip.frames(3)]
+    assert seen == [(0, (24, 32, 3)), (3, (24, 32, 3)), (6, (24, 32, 3))]
+    frame = np.zeros((24, 32, 3), np.uint8)
+    frame[..., 0] = 255  # blue in OpenCV's BGR
+    rgb = media.model_frame(frame, 8, 6)
+    assert rgb.shape == (6, 8, 3) and rgb[0, 0].tolist() == [0, 0, 255]
+    assert media.model_frame(frame, 8, 6, channels=1).shape == (6, 8, 1)
+
+
+def test_video_errors_are_one_line(tmp_path: Path) -> None:
+    media = runtime.load("media")
+    bogus = tmp_path / "not_a_video.mp4"
+    bogus.write_bytes(b"not a video")
+    with pytest.raises(errors.DataError, match="cannot open video"):
+        media.Video(bogus)
