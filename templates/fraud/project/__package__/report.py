@@ -16,7 +16,7 @@ import keras
 import numpy as np
 
 from . import plots
-from .baseline import baseline_scores, check_baseline
+from .baseline import baseline_scores
 from .classification import roc_auc
 from .pipeline import Batches
 
@@ -49,12 +49,10 @@ def report(model: keras.Model, batches: Batches, meta: dict[str, Any], plots_dir
     threshold, chosen = choose_threshold(curve, costs, settings["threshold"])
     results.update(threshold=threshold, threshold_rule=settings["threshold"], **chosen)
     trained = _trained_threshold(plots_dir)
-    if trained is not None:  # other data: also show the operating point chosen on validation
+    if trained is not None:  # evaluate on other data: also show the saved operating point
         results["at_trained_threshold"] = operating_point(labels, scores, trained, settings)
 
-    width = batches.inputs["numeric"].shape[1] if "numeric" in batches.inputs else 0
-    saved = check_baseline(meta.get("baseline"), meta["features"], width)
-    base = baseline_scores(batches.inputs, meta["features"], saved)
+    base = baseline_scores(batches.inputs, meta["features"], meta["baseline"])
     results["baseline_pr_auc"] = average_precision(labels, base)
     results["baseline_roc_auc"] = roc_auc(labels, base)
     _plot_curves(labels, scores, base, curve, threshold, plots_dir)
@@ -142,10 +140,9 @@ def operating_point(labels: np.ndarray, scores: np.ndarray, threshold: float,
 
 
 def _trained_threshold(plots_dir: Path) -> float | None:
-    """The threshold chosen on validation by train, when scoring other data: evaluate
-    (plots in RUN/plots/evaluation) or the test split (RUN/plots/test)."""
+    """The threshold saved by train, when called by evaluate (plots in RUN/plots/evaluation)."""
     metrics = plots_dir.parent.parent / "metrics.json"
-    if plots_dir.name not in ("evaluation", "test") or not metrics.is_file():
+    if plots_dir.name != "evaluation" or not metrics.is_file():
         return None
     value = json.loads(metrics.read_text(encoding="utf-8")).get("final", {}).get("threshold")
     return float(value) if value is not None else None
