@@ -22,7 +22,7 @@ import keras
 from . import contract, plots, rundir, strategy
 from .callbacks import ExactValidationMetrics, RunRecorder, tensorboard
 from .config import Config, choice, dump_toml, get, load_config
-from .errors import ProjectError, TrainingInterrupted, TrainingStopped
+from .errors import ConfigError, DataError, ProjectError, TrainingInterrupted, TrainingStopped
 
 
 def run_training(config_path: Path, overrides: list[str], run_path: Path | None,
@@ -60,6 +60,7 @@ def _train(config: Config, plan: strategy.Plan, run: rundir.RunDir,
     if plan.is_chief:
         print(strategy.format_plan(plan), flush=True)
 
+    test_source = find_test_split(config)  # checked before training, not after an hour of it
     splits = template.data.load_splits(config, batch_size=plan.global_batch)
     print(f"data: {splits.train.num_samples} training and {splits.val.num_samples} validation "
           f"samples ({splits.meta.get('summary', '')})", flush=True)
@@ -144,7 +145,16 @@ def _train(config: Config, plan: strategy.Plan, run: rundir.RunDir,
         final = template.report.report(best, splits.val.unsharded(), splits.meta, run.plots)
     plots.training_curves(run.history, run.plots / "training_curves.png")
     epochs_completed = len(recorder.rows)
-    recorder.write_metrics(epochs_completed, final=final, train_seconds=round(seconds, 1))
+    # "final" is scored on the validation rows that chose the checkpoint (and fraud's
+    # threshold); a test split, when configured, is scored once, afterwards.
+    recorder.write_metrics(epochs_completed, final=final, train_seconds=round(seconds, 1),
+                           scored_on="validation")
+    test = None
+    if test_source is not None:
+        with strategy.no_distribution():
+            test = score_test_split(template, config, test_source, best, splits.meta,
+                                    plan.global_batch, run.plots / "test")
+        recorder.write_metrics(epochs_completed, test=test, scored_on="test")
     headline = template.headline(splits.meta)  # per task, or the template's HEADLINE
     print(f"\nvalidation {headline}: {_number(final.get(headline))} "
           f"(best epoch {recorder.best.get('epoch', '?')} of {epochs_completed}, "
@@ -152,8 +162,49 @@ def _train(config: Config, plan: strategy.Plan, run: rundir.RunDir,
     if f"chance_{headline}" in final:  # majority class, constant score, empty mask...
         print(f"chance level: {_number(final[f'chance_{headline}'])} "
               f"(what a model that learned nothing scores)")
+    if test is None:
+        print("these are validation numbers: the same rows chose the best checkpoint; set "
+              f"{_test_key(config) or 'a test split'} for a score on data training never saw")
+    else:
+        print(f"test {headline}: {_number(test.get(headline))} on {test['samples']} samples "
+              f"of {test['data']} (scored once, after training)")
+        if f"chance_{headline}" in test:
+            print(f"test chance level: {_number(test[f'chance_{headline}'])}")
     print(f"run directory: {run.path}\nplots: {run.plots}")
     return run.read_metrics()
+
+
+def _test_key(config: Config) -> str | None:
+    """The template's test-split key: data.test_dir (folders) or data.test_path (a table)."""
+    for key in ("data.test_dir", "data.test_path"):
+        try:
+            get(config, key)
+        except ConfigError:
+            continue
+        return key
+    return None
+
+
+def find_test_split(config: Config) -> Path | None:
+    """The configured test data, checked to exist; None when the key is "" or absent."""
+    key = _test_key(config)
+    named = str(get(config, key)) if key else ""
+    if not key or not named:
+        return None
+    path = Path(named)
+    if not path.exists() and not path.is_absolute() and key == "data.test_path":
+        path = Path(get(config, "data.dir")) / named  # a bare table name, like data.path
+    if not path.exists():
+        raise DataError(f"{key} = {named!r} does not exist (set {key} = \"\" for no test split)")
+    return path
+
+
+def score_test_split(template: contract.Template, config: Config, path: Path, net: keras.Model,
+                     meta: dict[str, Any], batch_size: int, plots_dir: Path) -> dict[str, Any]:
+    """The report on the test data, encoded with the run's meta; scored once, at the end."""
+    batches = template.data.load_eval(config, path, meta, batch_size=batch_size)
+    return {"data": str(path), "samples": batches.num_samples,
+            **template.report.report(net, batches, meta, plots_dir)}
 
 
 @contextmanager

@@ -3,7 +3,9 @@
 It sees what the network sees (standardised numeric features and one weight
 per category id, i.e. one-hot categoricals) and is fitted on the same training
 rows with plain, unweighted log loss. ``report`` puts its PR-AUC beside the
-network's: a network that does not beat it is not worth serving.
+network's: a network that does not beat it is not worth serving. It is fitted
+once, by ``train``, and saved in RUN/meta.json; ``evaluate`` reads it back
+(``check_baseline``) and never fits it again.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ import time
 from typing import Any
 
 import numpy as np
+
+from .errors import RunDirError
 
 
 def fit_logistic_regression(inputs: dict[str, np.ndarray], labels: np.ndarray,
@@ -56,6 +60,45 @@ def fit_logistic_regression(inputs: dict[str, np.ndarray], labels: np.ndarray,
                                            strict=True)}
     return {"bias": float(theta[0]), "weights": _round(theta[1:offsets[0]]), "tables": tables,
             "fit_seconds": round(time.perf_counter() - started, 2)}
+
+
+def check_baseline(baseline: Any, features: dict[str, Any], width: int) -> dict[str, Any]:
+    """The saved baseline (RUN/meta.json, untrusted) when its types and shapes fit the run.
+
+    ``width`` is the number of columns of the ``numeric`` input. A hand-edited or
+    mismatched file is a RunDirError naming the field, never a numpy broadcast error
+    or a silently different baseline.
+    """
+    def fail(what: str) -> RunDirError:
+        return RunDirError(f"meta.json: baseline {what}; retrain to write it again")
+
+    if not isinstance(baseline, dict):
+        raise fail("must be an object")
+    if not _finite_numbers([baseline.get("bias")]):
+        raise fail("bias must be a finite number")
+    if not _finite_numbers(baseline.get("weights")) or len(baseline["weights"]) != width:
+        raise fail(f"weights must be {width} finite numbers (one per numeric feature)")
+    stats = features.get("normalization")
+    if not isinstance(stats, dict) or not all(
+            _finite_numbers(stats.get(key)) and len(stats[key]) == width
+            for key in ("mean", "variance")) or min(stats["variance"], default=1.0) <= 0:
+        raise fail(f"standardisation (features.normalization) must hold {width} means and "
+                   "positive variances")
+    tables = baseline.get("tables")
+    if not isinstance(tables, dict) or set(tables) != {
+            spec["input"] for spec in features["categorical"]}:
+        raise fail("tables must name exactly the categorical inputs")
+    for spec in features["categorical"]:
+        size = len(spec["vocabulary"]) + 2
+        if not _finite_numbers(tables[spec["input"]]) or len(tables[spec["input"]]) != size:
+            raise fail(f"table {spec['input']} must be {size} finite numbers "
+                       "(missing, unknown, then one per vocabulary entry)")
+    return baseline
+
+
+def _finite_numbers(values: Any) -> bool:
+    return isinstance(values, list) and all(
+        type(v) in (int, float) and np.isfinite(v) for v in values)
 
 
 def baseline_scores(inputs: dict[str, np.ndarray], features: dict[str, Any],

@@ -45,6 +45,10 @@ BOOLEAN_VALUES = {"true": 1.0, "false": 0.0, "t": 1.0, "f": 0.0, "yes": 1.0, "no
 POSITIVE_NAMES = ("1", "true", "yes", "y", "t", "fraud", "fraudulent", "positive", "pos")
 CREDITCARD_SCHEMA = ("Time", *(f"V{i}" for i in range(1, 29)), "Amount", "Class")
 MISSING_ID, OOV_ID = 0, 1  # category ids: 0 missing, 1 unknown or rare, 2.. the vocabulary
+# Names of identifier columns (id, customer_id, CustomerID, user-uuid) and of time columns
+# (time, timestamp, event_time, created_at): ids are not features; time orders the split.
+ID_NAME = re.compile(r"(?i:^(id|uuid|guid)$|[_\s.-](id|uuid|guid)$)|[a-z0-9]I[Dd]$")
+TIME_NAME = re.compile(r"(?i)^(time|timestamp|datetime|date|ts)$|[_\s.-](time|timestamp|date|at)$")
 CHUNK_ROWS = 200_000
 
 
@@ -79,12 +83,15 @@ def load_splits(config: Config, *, batch_size: int) -> Splits:
         val_labels, _ = parse_target(_require(val_columns, [target], val_path)[target],
                                      target, val_path, classes[1], expect=classes)
         val_parsed = parse_for_kinds(val_columns, kinds, val_path)
-        split = "separate validation file"
+        split = split_note = "separate validation file"
+        time_column = ""
     else:
-        train_rows, val_rows = split_rows(config, labels, columns, kinds, path)
+        time_column, why = choose_time_column(config, kinds, path)
+        train_rows, val_rows = split_rows(config, labels, columns, kinds, path, time_column)
         val_parsed = {name: values[val_rows] for name, values in parsed.items()}
         val_labels = labels[val_rows]
-        split = "time-ordered split" if get(config, "data.time_column") else "stratified split"
+        split = "time-ordered split" if time_column else "stratified split"
+        split_note = f"{split} by {time_column!r} ({why})" if time_column else f"{split} ({why})"
     train_parsed = {name: values[train_rows] for name, values in parsed.items()}
     train_labels = labels[train_rows]
     if not val_labels.any():
@@ -111,6 +118,7 @@ def load_splits(config: Config, *, batch_size: int) -> Splits:
         "source": str(path), "target": {"column": target, "negative": classes[0],
                                         "positive": classes[1]},
         "features": features, "dropped": dropped, "split": split,
+        "time_column": "" if val_path else time_column,
         "rows": {"train": int(len(train_labels)), "val": int(len(val_labels))},
         "positive_rate": rates,
         "fit_positive_rate": positives / len(fit_labels),
@@ -123,7 +131,7 @@ def load_splits(config: Config, *, batch_size: int) -> Splits:
     }
     meta["summary"] = (
         f"{len(features['numeric'])} numeric, {len(features['categorical'])} categorical "
-        f"features from {path.name}; {split}; positive rate train {rates['train']:.3%}, "
+        f"features from {path.name}; {split_note}; positive rate train {rates['train']:.3%}, "
         f"val {rates['val']:.3%}; imbalance: {method}"
         + (f" (fraud weight {meta['pos_weight']:.3g})" if method != "none" else ""))
     _print_data_notes(path, dropped, train, kinds)
@@ -143,6 +151,31 @@ def load_eval(config: Config, path: Path, meta: dict[str, Any], *, batch_size: i
     _require(columns, [target], path)
     labels, _ = parse_target(columns[target], target, path, meta["target"]["positive"],
                              expect=(meta["target"]["negative"], meta["target"]["positive"]))
+    encoded = encode(columns, meta, path)
+    report_fills(path, encoded)
+    return Batches(encoded.inputs, _targets(labels), batch_size, training=False)
+
+
+def load_validation(config: Config, meta: dict[str, Any], *, batch_size: int) -> Batches:
+    """The run's validation rows, encoded with its saved encoding (for ``evaluate``).
+
+    Nothing is learnt again: no vocabulary, fill value or scaling, and no baseline
+    fit; the rows are the ones training held out (the same file, split and seed).
+    """
+    target = meta["target"]["column"]
+    expect = (meta["target"]["negative"], meta["target"]["positive"])
+    val_path = named_table(config, "data.val_path")
+    path = val_path or table_path(config)
+    columns = read_table(path, max_rows=0 if val_path else int(get(config, "data.max_rows")))
+    labels, _ = parse_target(_require(columns, [target], path)[target], target, path, expect[1],
+                             expect=expect)
+    if not val_path:
+        kinds = meta["features"]["kinds"]
+        time_column = str(meta["time_column"]) if "time_column" in meta else \
+            choose_time_column(config, kinds, path)[0]
+        _, rows = split_rows(config, labels, columns, kinds, path, time_column)
+        columns = {name: values[rows] for name, values in columns.items()}
+        labels = labels[rows]
     encoded = encode(columns, meta, path)
     report_fills(path, encoded)
     return Batches(encoded.inputs, _targets(labels), batch_size, training=False)
@@ -358,6 +391,10 @@ def infer_kinds(columns: dict[str, np.ndarray], config: Config, path: Path, targ
     if time_column and time_column not in columns:
         raise DataError(f"{path} has no time column {time_column!r} (data.time_column)")
     id_fraction = float(get(config, "data.id_fraction"))
+    keep_ids = set(get(config, "data.keep_ids"))
+    unknown_kept = sorted(keep_ids - set(columns))
+    if unknown_kept:
+        raise DataError(f"data.keep_ids names column(s) {unknown_kept} that {path} does not have")
     kinds: dict[str, str] = {}
     dropped: dict[str, str] = {}
     for name, values in columns.items():
@@ -371,8 +408,10 @@ def infer_kinds(columns: dict[str, np.ndarray], config: Config, path: Path, targ
             kinds[name] = "categorical"
         else:
             kind = _infer_kind(values, name, path)
-            if kind == "categorical" and _looks_like_identifier(values, id_fraction):
-                dropped[name] = "identifier (a distinct value on most rows)"
+            why = None if name in keep_ids or name == time_column else \
+                _identifier_reason(name, values, kind, id_fraction)
+            if why:
+                dropped[name] = f"identifier ({why})"
             elif kind == "constant":
                 dropped[name] = "constant (one value on every row)"
             else:
@@ -416,9 +455,30 @@ def _infer_kind(values: np.ndarray, name: str, path: Path) -> str:
     return "categorical"
 
 
-def _looks_like_identifier(values: np.ndarray, id_fraction: float) -> bool:
-    distinct = len(np.unique(values))
-    return distinct > 100 and distinct > id_fraction * len(values)
+def _identifier_reason(name: str, values: np.ndarray, kind: str, id_fraction: float
+                       ) -> str | None:
+    """Why a column is an identifier (not a feature), or None.
+
+    An id-like name (``customer_id``: embedding it memorises customers seen in
+    training), text with a distinct value on most rows, or whole numbers that never
+    repeat. Time-like names are left alone: they order the split.
+    """
+    if kind not in ("categorical", "numeric") or TIME_NAME.search(name):
+        return None
+    if ID_NAME.search(name):
+        return "named like an id"
+    if kind == "categorical":
+        distinct = len(np.unique(values))
+        if distinct > 100 and distinct > id_fraction * len(values):
+            return "a distinct value on most rows"
+        return None
+    numbers = values.astype(np.float64) if values.dtype.kind == "f" else _try_float(
+        np.char.strip(values)[~_missing_mask(np.char.strip(values))])
+    if numbers is None or len(numbers) <= 100 or np.isnan(numbers).any():
+        return None
+    if np.all(numbers == np.round(numbers)) and len(np.unique(numbers)) == len(numbers):
+        return "a whole number that never repeats"
+    return None
 
 
 def _is_number(text: str) -> bool:
@@ -516,20 +576,45 @@ def _try_float(text: np.ndarray) -> np.ndarray | None:
 # --------------------------------------------------------------------------- split
 
 
+def choose_time_column(config: Config, kinds: dict[str, str], path: Path) -> tuple[str, str]:
+    """The column that orders the split ("" for a stratified random one) and why.
+
+    data.split = "auto" splits by time whenever there is a time column: data.time_column,
+    else the first timestamp column (time-like names first), else a numeric column
+    named like time (time, timestamp, event_time, created_at). A random split of
+    timestamped fraud puts one card-testing burst on both sides of the split.
+    """
+    mode = choice(config, "data.split", ("auto", "time", "random"))
+    named = str(get(config, "data.time_column"))
+    if mode == "random":
+        return "", 'data.split = "random"'
+    if named:
+        return named, f"data.time_column = {named!r}"
+    found = ([n for n, k in kinds.items() if k == "timestamp" and TIME_NAME.search(n)]
+             + [n for n, k in kinds.items() if k == "timestamp"]
+             + [n for n, k in kinds.items() if k == "numeric" and TIME_NAME.search(n)])
+    if found:
+        return found[0], 'found automatically; data.split = "random" for a shuffled split'
+    if mode == "time":
+        raise DataError(f"{path}: data.split = \"time\" but no time column was found "
+                        "(set data.time_column)")
+    return "", "no time column found; set data.time_column to split by time"
+
+
 def split_rows(config: Config, labels: np.ndarray, columns: dict[str, np.ndarray],
-               kinds: dict[str, str], path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(train, val) row indices: the latest rows by data.time_column, else stratified."""
+               kinds: dict[str, str], path: Path, time_column: str
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(train, val) row indices: the latest rows by ``time_column``, else stratified."""
     fraction = float(get(config, "data.val_fraction"))
     if not 0.0 < fraction < 1.0:
         raise DataError(f"data.val_fraction must be between 0 and 1, got {fraction}")
-    time_column = str(get(config, "data.time_column"))
     if not time_column:
         train, val = stratified_split(labels, fraction, int(get(config, "runtime.seed")))
         return train, val
     kind = "time_only" if kinds[time_column] == "time_only" else kinds[time_column]
     times = parse_column(columns[time_column], kind, time_column, path)
     if np.isnan(times).any():
-        raise DataError(f"{path}: data.time_column {time_column!r} is empty on "
+        raise DataError(f"{path}: time column {time_column!r} is empty on "
                         f"{int(np.isnan(times).sum())} row(s)")
     order = np.argsort(times, kind="stable")
     cut = len(order) - max(1, round(len(order) * fraction))
@@ -702,8 +787,13 @@ def report_fills(path: Path, encoded: Encoded) -> None:
 
 def _print_data_notes(path: Path, dropped: dict[str, str], train: Encoded,
                       kinds: dict[str, str]) -> None:
-    if dropped:
-        print("not features: " + "; ".join(f"{k} ({v})" for k, v in dropped.items()))
+    ids = [name for name, why in dropped.items() if why.startswith("identifier")]
+    if ids:
+        print(f"note: identifiers, not features (kept for predict's output): {', '.join(ids)} "
+              "(list one in data.keep_ids to use it as a feature)")
+    others = {k: v for k, v in dropped.items() if k not in ids}
+    if others:
+        print("not features: " + "; ".join(f"{k} ({v})" for k, v in others.items()))
     print("features: " + ", ".join(f"{k} ({v})" for k, v in kinds.items() if v != "time_only"))
     report_fills(path, train)
 
