@@ -1,7 +1,8 @@
 """Real multi-process and multi-replica runs on this machine's CPU.
 
-- Two JAX processes joined by jax.distributed (gloo CPU collectives) train a
-  generated project: one set of metrics from the chief, identical weights.
+- Two JAX processes joined by keras.distribution.initialize (its KERAS_DISTRIBUTION_*
+  variables; gloo CPU collectives) train a generated project: one set of metrics from
+  the chief, identical weights.
 - TensorFlow's MirroredStrategy over two logical CPU devices trains from the
   runtime's numpy pipeline.
 """
@@ -34,8 +35,9 @@ def _two_jax_processes(project: Path, run: Path, *overrides: str) -> list[tuple[
     procs = []
     for index in range(2):
         env = {**os.environ, "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3",
-               "APPGEN_NUM_PROCESSES": "2", "APPGEN_PROCESS_ID": str(index),
-               "APPGEN_COORDINATOR": f"127.0.0.1:{port}"}
+               "KERAS_DISTRIBUTION_NUM_PROCESSES": "2",
+               "KERAS_DISTRIBUTION_PROCESS_ID": str(index),
+               "KERAS_DISTRIBUTION_JOB_ADDRESSES": f"127.0.0.1:{port}"}
         args = [sys.executable, "-m", project.name, "train", "--run-dir", str(run)]
         for item in overrides:
             args += ["--set", item]

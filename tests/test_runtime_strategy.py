@@ -115,6 +115,45 @@ def test_cluster_from_tf_config_and_slurm() -> None:
         strategy._cluster_from_environment({"TF_CONFIG": "{not json"})
 
 
+def test_cluster_from_keras_distribution_variables() -> None:
+    """keras.distribution.initialize's variables; SLURM fills in what they leave out."""
+    cluster = strategy._cluster_from_environment
+    keras_env = {"KERAS_DISTRIBUTION_NUM_PROCESSES": "2", "KERAS_DISTRIBUTION_PROCESS_ID": "1",
+                 "KERAS_DISTRIBUTION_JOB_ADDRESSES": "10.0.0.1:1234,10.0.0.2:2345"}
+    assert cluster(keras_env) == (2, 1, "10.0.0.1:1234", "KERAS_DISTRIBUTION")
+    # The count may come from the address list alone.
+    no_count = {k: v for k, v in keras_env.items() if k != "KERAS_DISTRIBUTION_NUM_PROCESSES"}
+    assert cluster(no_count)[:3] == (2, 1, "10.0.0.1:1234")
+    # SLURM gives the count and this task's id; the sbatch script gives the address.
+    slurm = {"SLURM_NTASKS": "3", "SLURM_PROCID": "2", "SLURM_JOB_NODELIST": "gpu[01-03]"}
+    assert cluster({**slurm, "KERAS_DISTRIBUTION_JOB_ADDRESSES": "gpu01:999"}) == (
+        3, 2, "gpu01:999", "SLURM")
+    # Explicit Keras variables win over SLURM's.
+    assert cluster({**slurm, **keras_env})[:2] == (2, 1)
+    with pytest.raises(errors.ConfigError, match="KERAS_DISTRIBUTION_PROCESS_ID"):
+        cluster({"KERAS_DISTRIBUTION_NUM_PROCESSES": "2"})
+    with pytest.raises(errors.ConfigError, match="0..1"):
+        cluster({**keras_env, "KERAS_DISTRIBUTION_PROCESS_ID": "2"})
+    with pytest.raises(errors.ConfigError, match="whole number"):
+        cluster({**keras_env, "KERAS_DISTRIBUTION_NUM_PROCESSES": "two"})
+    with pytest.raises(errors.ConfigError, match="lists 2 addresses"):
+        cluster({**keras_env, "KERAS_DISTRIBUTION_NUM_PROCESSES": "3"})
+    assert cluster({"KERAS_DISTRIBUTION_JOB_ADDRESSES": "10.0.0.1:1234"})[:2] == (1, 0)
+
+
+def test_retired_appgen_variables_are_ignored_with_one_line() -> None:
+    old = {"APPGEN_NUM_PROCESSES": "2", "APPGEN_PROCESS_ID": "1",
+           "APPGEN_COORDINATOR": "127.0.0.1:1234"}
+    assert strategy._cluster_from_environment(old) == (1, 0, None, "local")
+    line = strategy.retired_variables(old)
+    assert line is not None and "\n" not in line
+    for replacement in ("APPGEN_NUM_PROCESSES -> KERAS_DISTRIBUTION_NUM_PROCESSES",
+                        "APPGEN_PROCESS_ID -> KERAS_DISTRIBUTION_PROCESS_ID",
+                        "APPGEN_COORDINATOR -> KERAS_DISTRIBUTION_JOB_ADDRESSES"):
+        assert replacement in line
+    assert strategy.retired_variables({"KERAS_DISTRIBUTION_PROCESS_ID": "0"}) is None
+
+
 def test_banner_names_every_decision() -> None:
     text = strategy.format_plan(plan_for("tensorflow", (gpu((9, 0), "NVIDIA H200"),) * 2))
     for fragment in ("2 x NVIDIA H200", "compute capability 9.0", "mixed_bfloat16", "XLA on",

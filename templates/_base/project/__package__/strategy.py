@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -45,7 +46,7 @@ class Environment:
     num_hosts: int = 1
     host_index: int = 0
     coordinator: str | None = None  # "host:port" of process 0 for jax.distributed
-    cluster_source: str = "local"  # "local", "TF_CONFIG", "SLURM" or "env"
+    cluster_source: str = "local"  # "local", "TF_CONFIG", "SLURM" or "KERAS_DISTRIBUTION"
 
     @property
     def accelerators(self) -> tuple[Device, ...]:
@@ -84,9 +85,12 @@ def describe_environment(backend: str | None = None) -> Environment:
     """Ask the active backend for its devices and read the cluster description.
 
     On JAX with several processes this also joins the cluster
-    (``jax.distributed.initialize``), which must happen before JAX lists devices.
+    (``keras.distribution.initialize``), which must happen before JAX lists devices.
     """
     backend = backend or os.environ.get("KERAS_BACKEND", "tensorflow")
+    retired = retired_variables(os.environ)
+    if retired:
+        print(f"warning: {retired}", file=sys.stderr)
     hosts, index, coordinator, source = _cluster_from_environment(os.environ)
     if backend == "tensorflow":
         devices = _tensorflow_devices()
@@ -103,13 +107,17 @@ def describe_environment(backend: str | None = None) -> Environment:
 
 def _join_jax_cluster(coordinator: str | None, hosts: int, index: int) -> None:
     import jax
+    import keras
 
     if coordinator is None:
-        raise ConfigError("several JAX processes need a coordinator address "
-                          "(APPGEN_COORDINATOR=host:port, or SLURM)")
-    # CPU-only processes need an explicit collectives implementation to all-reduce.
+        raise ConfigError(f"several JAX processes need the address of process 0: set "
+                          f"{JOB_ADDRESSES}=host:port")
+    # CPU-only processes need a collectives implementation to all-reduce: gloo is JAX's
+    # default from 0.5 on, not before (the projects accept jax>=0.4.30).
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
-    jax.distributed.initialize(coordinator, hosts, index)
+    # jax.distributed.initialize, then the same random seed on every process.
+    keras.distribution.initialize(job_addresses=coordinator, num_processes=hosts,
+                                  process_id=index)
 
 
 def choose_plan(config: Config, env: Environment) -> Plan:
@@ -233,9 +241,40 @@ def _summarise_devices(env: Environment) -> str:
     return f"{len(env.accelerators)} x {first.name or first.kind.upper()}{cc_text}"
 
 
+# keras.distribution.initialize's own variables; SLURM's fill in what they leave unset.
+JOB_ADDRESSES = "KERAS_DISTRIBUTION_JOB_ADDRESSES"
+NUM_PROCESSES = "KERAS_DISTRIBUTION_NUM_PROCESSES"
+PROCESS_ID = "KERAS_DISTRIBUTION_PROCESS_ID"
+DEFAULT_COORDINATOR_PORT = 12345  # [launch] coordinator_port's default
+# Variables earlier versions of these projects read, and what replaces each.
+RETIRED = {"APPGEN_NUM_PROCESSES": NUM_PROCESSES, "APPGEN_PROCESS_ID": PROCESS_ID,
+           "APPGEN_COORDINATOR": JOB_ADDRESSES,
+           "APPGEN_COORDINATOR_PORT": f"{JOB_ADDRESSES} (host:port)"}
+
+
+def retired_variables(environ: os._Environ[str] | dict[str, str]) -> str | None:
+    """One line naming the retired variables that are set and their replacements."""
+    found = [f"{old} -> {new}" for old, new in RETIRED.items() if old in environ]
+    if not found:
+        return None
+    return f"ignored, no longer read; set Keras' variables instead: {', '.join(found)}"
+
+
+def _env_int(environ: os._Environ[str] | dict[str, str], name: str) -> int:
+    try:
+        return int(environ[name])
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number; got {environ[name]!r}") from None
+
+
 def _cluster_from_environment(environ: os._Environ[str] | dict[str, str]
                               ) -> tuple[int, int, str | None, str]:
-    """Return (hosts, this host's index, coordinator address, source)."""
+    """Return (hosts, this host's index, coordinator address, source).
+
+    TF_CONFIG first, then SLURM (unless ``KERAS_DISTRIBUTION_NUM_PROCESSES`` or
+    ``_PROCESS_ID`` is set), then the ``KERAS_DISTRIBUTION_*`` variables; the coordinator
+    is the first of ``KERAS_DISTRIBUTION_JOB_ADDRESSES`` (comma-separated host:port).
+    """
     tf_config = environ.get("TF_CONFIG")
     if tf_config:
         try:
@@ -247,16 +286,31 @@ def _cluster_from_environment(environ: os._Environ[str] | dict[str, str]
         except (ValueError, KeyError, TypeError) as err:
             raise ConfigError(f"TF_CONFIG is not a valid cluster description: {err}") from None
         return len(workers), index, workers[0], "TF_CONFIG"
-    if "APPGEN_NUM_PROCESSES" in environ:
-        return (int(environ["APPGEN_NUM_PROCESSES"]), int(environ.get("APPGEN_PROCESS_ID", "0")),
-                environ.get("APPGEN_COORDINATOR"), "env")
-    if int(environ.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in environ:
-        coordinator = environ.get("APPGEN_COORDINATOR") or (
+    addresses = [a.strip() for a in environ.get(JOB_ADDRESSES, "").split(",") if a.strip()]
+    explicit = NUM_PROCESSES in environ or PROCESS_ID in environ
+    if (not explicit and "SLURM_PROCID" in environ
+            and _env_int({"SLURM_NTASKS": "1", **environ}, "SLURM_NTASKS") > 1):
+        coordinator = addresses[0] if addresses else (
             f"{first_slurm_host(environ.get('SLURM_JOB_NODELIST', 'localhost'))}:"
-            f"{environ.get('APPGEN_COORDINATOR_PORT', '12345')}")
-        return (int(environ["SLURM_NTASKS"]), int(environ["SLURM_PROCID"]), coordinator,
-                "SLURM")
-    return 1, 0, None, "local"
+            f"{DEFAULT_COORDINATOR_PORT}")
+        return (_env_int(environ, "SLURM_NTASKS"), _env_int(environ, "SLURM_PROCID"),
+                coordinator, "SLURM")
+    hosts = _env_int(environ, NUM_PROCESSES) if NUM_PROCESSES in environ else len(addresses)
+    if hosts <= 1 and not explicit:
+        return 1, 0, None, "local"
+    if hosts < 1:
+        raise ConfigError(f"{NUM_PROCESSES} must be 1 or more (with {PROCESS_ID} set); "
+                          f"got {environ.get(NUM_PROCESSES, 'nothing')!r}")
+    if len(addresses) > 1 and len(addresses) != hosts:
+        raise ConfigError(f"{JOB_ADDRESSES} lists {len(addresses)} addresses but "
+                          f"{NUM_PROCESSES} is {hosts}")
+    if hosts > 1 and PROCESS_ID not in environ:
+        raise ConfigError(f"{hosts} processes: set {PROCESS_ID} (0..{hosts - 1}) in each")
+    index = _env_int(environ, PROCESS_ID) if PROCESS_ID in environ else 0
+    if not 0 <= index < hosts:
+        raise ConfigError(f"{PROCESS_ID}={index} with {NUM_PROCESSES}={hosts}: the id must be "
+                          f"0..{hosts - 1}")
+    return hosts, index, addresses[0] if addresses else None, "KERAS_DISTRIBUTION"
 
 
 def first_slurm_host(nodelist: str) -> str:
