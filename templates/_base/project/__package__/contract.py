@@ -15,6 +15,11 @@ and ``export`` (in this folder) supply the rest. The pieces:
                 TAKES_TEXT = True when an input may be literal text            (optional)
     serving.py  export_saved_model(...)                                        (optional)
 
+Scoring data other than the validation split that chose the checkpoint (``evaluate``,
+a test split), the runtime passes ``other_data_meta(meta, final)``: ``meta["trained"]``
+is then train's validation report, so a report can show the operating point chosen
+there (fraud's threshold) instead of guessing from where its plots go.
+
 ``check_sources()`` reads (never imports) the template's files when the command line
 starts, before Keras: a piece that is missing is one line naming it. ``bind()`` then
 imports the modules and returns a typed ``Template``; the runtime calls the template
@@ -123,6 +128,11 @@ def bind(data: DataModule, model: ModelModule, report: ReportModule) -> Template
     return Template(data=data, model=model, report=report, headline=chosen,
                     epoch_metrics=getattr(model, "epoch_metrics", None),
                     load_validation=getattr(data, "load_validation", None))
+
+
+def other_data_meta(meta: Meta, trained: dict[str, Any]) -> Meta:
+    """``meta`` for a report on other data, with train's validation report as ``trained``."""
+    return {**meta, "trained": dict(trained)}
 
 
 def load() -> Template:

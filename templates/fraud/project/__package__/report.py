@@ -8,7 +8,6 @@ and returned, so train saves it in metrics.json and predict uses it.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +47,7 @@ def report(model: keras.Model, batches: Batches, meta: dict[str, Any], plots_dir
     costs = expected_cost(curve, labels, settings)
     threshold, chosen = choose_threshold(curve, costs, settings["threshold"])
     results.update(threshold=threshold, threshold_rule=settings["threshold"], **chosen)
-    trained = _trained_threshold(plots_dir)
+    trained = (meta.get("trained") or {}).get("threshold")  # set by evaluate, a test split
     if trained is not None:  # evaluate on other data: also show the saved operating point
         results["at_trained_threshold"] = operating_point(labels, scores, trained, settings)
 
@@ -137,15 +136,6 @@ def operating_point(labels: np.ndarray, scores: np.ndarray, threshold: float,
     cost = settings["cost_missed_fraud"] * fn + settings["cost_false_alarm"] * fp
     return {"threshold": threshold, "precision": precision, "recall": recall, "f1": f1,
             "cost_per_1000_rows": 1000.0 * cost / len(labels)}
-
-
-def _trained_threshold(plots_dir: Path) -> float | None:
-    """The threshold saved by train, when called by evaluate (plots in RUN/plots/evaluation)."""
-    metrics = plots_dir.parent.parent / "metrics.json"
-    if plots_dir.name != "evaluation" or not metrics.is_file():
-        return None
-    value = json.loads(metrics.read_text(encoding="utf-8")).get("final", {}).get("threshold")
-    return float(value) if value is not None else None
 
 
 # --------------------------------------------------------------------------- plots
