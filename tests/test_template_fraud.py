@@ -28,6 +28,11 @@ def test_train_then_score_raw_rows(project: Path, tmp_path: Path, backend: str) 
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"backend {backend}" in result.stdout and "validation pr_auc" in result.stdout
     assert re.search(r"positive rate train 0\.\d+%, val 0\.\d+%", result.stdout)
+    # Timestamped rows: the latest ones validate; customer and merchant ids are no features.
+    assert "time-ordered split by 'timestamp' (found automatically" in result.stdout
+    assert "identifiers, not features (kept for predict's output): transaction_id, " \
+           "customer_id, merchant_id" in result.stdout
+    assert "these are validation numbers" in result.stdout
 
     metrics = json.loads((run / "metrics.json").read_text())
     final = metrics["final"]
@@ -39,7 +44,8 @@ def test_train_then_score_raw_rows(project: Path, tmp_path: Path, backend: str) 
                  "training_curves"):
         assert (run / "plots" / f"{name}.png").stat().st_size > 1000
     meta = json.loads((run / "meta.json").read_text())
-    assert meta["id_columns"] == ["transaction_id"]
+    assert meta["id_columns"] == ["transaction_id", "customer_id", "merchant_id"]
+    assert meta["time_column"] == "timestamp" and metrics["scored_on"] == "validation"
     if backend == "tensorflow":
         return  # the project's own tests score with TensorFlow; here the JAX run scores
 
@@ -68,12 +74,23 @@ def test_public_creditcard_schema_needs_no_configuration(project: Path, tmp_path
 
     table = tmp_path / "creditcard.csv"
     write_creditcard_schema(table, size=6000, fraud_rate=0.01)
+    held_out = tmp_path / "creditcard_test.csv"
+    write_creditcard_schema(held_out, size=2000, seed=1, fraud_rate=0.01)
     run = tmp_path / "run"
     result = run_project(project, "train", "--run-dir", str(run), *QUICK,
-                         "--set", f'data.path="{table}"', "--set", "data.max_rows=6000")
+                         "--set", f'data.path="{table}"', "--set", "data.max_rows=6000",
+                         "--set", f'data.test_path="{held_out}"')
     assert result.returncode == 0, result.stderr[-3000:]
     meta = json.loads((run / "meta.json").read_text())
     assert meta["target"]["column"] == "Class" and len(meta["features"]["numeric"]) == 30
+    assert meta["time_column"] == "Time"  # the schema's seconds column orders the split
+    # The held-out table is scored once, after training, at the threshold chosen on validation.
+    metrics = json.loads((run / "metrics.json").read_text())
+    test = metrics["test"]
+    assert metrics["scored_on"] == "test" and test["samples"] == 2000
+    assert test["at_trained_threshold"]["threshold"] == metrics["final"]["threshold"]
+    assert f"test pr_auc: {test['pr_auc']:.4f} on 2000 samples" in result.stdout
+    assert (run / "plots" / "test" / "pr_curve.png").is_file()
 
 
 def test_target_that_is_not_binary_fails_in_one_line(project: Path, tmp_path: Path) -> None:
