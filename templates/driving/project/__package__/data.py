@@ -286,10 +286,11 @@ def _decode_all(files: list[Path], size: tuple[int, int], mode: str, on_bad: str
     if bad:
         print(f"warning: skipped {len(bad)} unreadable image(s), first: {bad[0][0]} ({bad[0][1]})")
     keep = [i for i, (img, _, _) in enumerate(decoded) if img is not None]
-    if not keep:
+    images = [img for img, _, _ in decoded if img is not None]
+    if not images:
         raise DataError("no readable images left after skipping bad files")
     resized = [(files[i], decoded[i][1]) for i in keep if decoded[i][1] != (size[1], size[0])]
-    return np.stack([decoded[i][0] for i in keep]), keep, resized
+    return np.stack(images), keep, resized
 
 
 def _decode(path: Path, size: tuple[int, int], mode: str

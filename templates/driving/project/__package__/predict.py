@@ -191,7 +191,7 @@ def _open_writer(target: Path, codec: str, fps: float, shape: tuple[int, ...], *
     """A cv2.VideoWriter on ``target`` (a staged path); errors name ``shown``."""
     import cv2
 
-    writer = cv2.VideoWriter(str(target), cv2.VideoWriter_fourcc(*codec[:4].ljust(4)), fps,
+    writer = cv2.VideoWriter(str(target), cv2.VideoWriter.fourcc(*codec[:4].ljust(4)), fps,
                              (shape[1], shape[0]))
     if not writer.isOpened():
         raise DataError(f"cannot write video {shown} with codec {codec!r} "

@@ -664,7 +664,8 @@ def fit_features(parsed: dict[str, np.ndarray], kinds: dict[str, str], config: C
             present = column[~np.isnan(column)]
             if len(present) == 0:
                 continue
-            fill = {"median": np.median, "mean": np.mean}.get(impute, lambda _: 0.0)(present)
+            fill = (np.median(present) if impute == "median"
+                    else np.mean(present) if impute == "mean" else 0.0)
             log = (log_mode == "auto" and kind == "numeric" and present.min() >= 0
                    and np.quantile(present, 0.999) > 10 * max(np.median(present), 1e-6))
             numeric.append({"name": name + suffix, "column": name, "kind": kind,

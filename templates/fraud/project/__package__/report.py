@@ -185,7 +185,7 @@ def _plot_histograms(labels: np.ndarray, scores: np.ndarray, threshold: float, o
     import matplotlib.pyplot as plt
 
     fig, axis = plt.subplots(figsize=(5.5, 4))
-    bins = np.linspace(0, 1, 51)
+    bins = np.linspace(0, 1, 51).tolist()
     for value, name in ((0, "legitimate"), (1, "fraud")):
         axis.hist(scores[labels == value], bins=bins, alpha=0.6, density=True,
                   label=f"{name} ({int(np.sum(labels == value)):,})")

@@ -121,7 +121,7 @@ def load_splits(config: Config, *, batch_size: int) -> Splits:
                        + "x".join(map(str, meta["slice_shape"])))
     from .augment import batch_transform
 
-    foreground = train_labels.reshape(len(train_labels), -1).any(axis=1)
+    foreground = np.asarray(train_labels.reshape(len(train_labels), -1).any(axis=1))
     seed = int(get(config, "runtime.seed"))
     train_batches = SliceBatches(
         train_images, train_labels, batch_size, seed=seed,

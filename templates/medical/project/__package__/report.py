@@ -63,7 +63,8 @@ def volume_scores(volumes: list[Scored], names: list[str], spacing: tuple[float,
             for key, number in result.items():
                 if number is not None:
                     scores[name][key].append(number)
-            dices.append(result["dice"])
+            if result["dice"] is not None:
+                dices.append(result["dice"])
         per_volume[case] = float(np.mean(dices)) if dices else None
     per_class = {name: {key: (float(np.mean(v)) if v else None) for key, v in values.items()}
                  for name, values in scores.items()}

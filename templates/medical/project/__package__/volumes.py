@@ -77,7 +77,7 @@ def load_nifti(path: Path, *, label: bool = False, modality: str = "") -> Volume
     if path.stat().st_size == 0:
         raise DataError(f"{path} is empty (0 bytes)")
     try:
-        image = nib.load(str(path))  # reads the header only; the voxels come below
+        image: Any = nib.load(str(path))  # reads the header only; the voxels come below
     except Exception as err:  # nibabel, gzip and zlib all raise their own types
         reason = str(err).split("\n")[0] or type(err).__name__
         raise DataError(f"cannot read {path}: {reason} (corrupt or not a NIfTI file)") from None
