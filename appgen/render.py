@@ -63,7 +63,7 @@ DATA_DIR = "data"
 RESERVED_PACKAGES = frozenset({
     "keras", "tensorflow", "jax", "jaxlib", "numpy", "torch", "appgen", "tests", "data",
     "launch", "keras_hub", "keras_nlp", "keras_cv", "click", "jinja2", "matplotlib", "scipy",
-    "sklearn", "pandas", "PIL", "nibabel", "pydicom", "pytest", "setuptools", "pip",
+    "sklearn", "pandas", "PIL", "nibabel", "pydicom", "pytest", "setuptools", "pip", "sacrebleu",
 })
 _SKIP_NAMES = frozenset({"__pycache__", ".DS_Store", ".pytest_cache", ".mypy_cache"})
 _PACKAGE_RE = re.compile(r"[a-z_][a-z0-9_]*")

@@ -131,7 +131,7 @@ def test_100_mb_line_is_refused_with_bounded_memory(tmp_path: Path) -> None:
 
 
 def test_nlp_reads_the_tricky_csv_and_tsv(tmp_path: Path) -> None:
-    data = template_modules.load("nlp", "data")
+    data = template_modules.load("nlp", "text_io")
     rows = [[MULTILINE, "pos"], ["plain", "neg"]]
     for name, delimiter in (("train.csv", ","), ("train.tsv", "\t")):
         path = tmp_path / name
@@ -141,7 +141,7 @@ def test_nlp_reads_the_tricky_csv_and_tsv(tmp_path: Path) -> None:
 
 
 def test_nlp_long_cell_or_json_line_is_one_line(tmp_path: Path) -> None:
-    data = template_modules.load("nlp", "data")
+    data = template_modules.load("nlp", "text_io")
     nlp_limits = template_modules.load("nlp", "limits")
     nlp_limits.configure({"limits": {"csv_field_mb": 0.01}})  # 10,000 characters
     try:

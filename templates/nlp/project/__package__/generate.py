@@ -28,8 +28,8 @@ from .config import Config, choice, get
 from .csv_out import write_csv
 from .decoding import sample, translate
 from .errors import ConfigError
-from .predict import collect_texts
 from .seq_text import START_ID, detokenize, encode_rows, wordpiece
+from .text_io import collect_texts
 
 SHOWN = 20
 

@@ -18,7 +18,11 @@ from typing import Any
 import numpy as np
 
 from .config import Config, get
-from .data import (
+from .errors import DataError
+from .pipeline import Batches, Splits
+from .seq_text import encode_rows, token_lengths, with_markers, wordpiece
+from .tables import text_lines
+from .text_io import (
     SUFFIXES,
     learn_config_vocabulary,
     named_path,
@@ -26,10 +30,6 @@ from .data import (
     report_truncation,
     sequence_length,
 )
-from .errors import DataError
-from .pipeline import Batches, Splits
-from .seq_text import encode_rows, token_lengths, with_markers, wordpiece
-from .tables import text_lines
 
 
 def load_corpus(config: Config, *, batch_size: int) -> Splits:

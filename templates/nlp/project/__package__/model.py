@@ -27,6 +27,7 @@ from .errors import ConfigError
 
 # Imported here so rundir.load_model, which imports this module, registers their layers too.
 from .seq_models import (
+    Float32AttentionEncoder,
     attention_sizes,
     build_language_model,
     build_translator,
@@ -87,25 +88,6 @@ def compile_args(config: Config, meta: dict[str, Any]) -> dict[str, Any]:
             label_smoothing=float(get(config, "train.label_smoothing"))),
         "metrics": [keras.metrics.CategoricalAccuracy(name="accuracy")],
     }
-
-
-@keras.saving.register_keras_serializable(package="nlp")
-class Float32AttentionEncoder(keras_hub.layers.TransformerEncoder):
-    """keras-hub's TransformerEncoder with its attention softmax kept in float32.
-
-    Under mixed precision the attention scores are cast up before the softmax, so
-    long sequences do not lose probability mass to bfloat16/float16 rounding.
-    (With attention dropout 0, Keras uses the fused dot-product-attention kernel,
-    which accumulates the softmax in float32 itself.)
-    """
-
-    def build(self, inputs_shape: Any) -> None:
-        super().build(inputs_shape)
-        attention = self._self_attention_layer
-        axis = attention._softmax.axis
-        # Stateless, so it is set past Keras' tracking (the layer is already built).
-        object.__setattr__(attention, "_softmax", keras.layers.Softmax(
-            axis=axis, dtype="float32", name="attention_softmax"))
 
 
 @keras.saving.register_keras_serializable(package="nlp")

@@ -23,9 +23,8 @@ import numpy as np
 from . import rundir
 from .config import get, load_config
 from .csv_out import write_csv
-from .data import SUFFIXES, make_encoder, read_texts
-from .errors import DataError
-from .tables import text_lines
+from .data import make_encoder
+from .text_io import collect_texts
 
 # An INPUT that is not an existing file is the text itself, so the command line does not
 # report it as a missing file (__main__ reads this line without importing this module).
@@ -66,38 +65,3 @@ def run_prediction(run_path: Path, inputs: list[Path], out: Path | None,
         print(f"{class_names[index]:>12}  {row[index]:.3f}  {shown}")
     print(f"{len(texts)} prediction(s) written to {target}")
     return out
-
-
-def collect_texts(inputs: list[Path], text_column: str) -> tuple[list[str], list[str]]:
-    """(source, text) pairs from raw texts and files, in the order given."""
-    sources: list[str] = []
-    texts: list[str] = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_file():
-            if path.suffix.lower() in SUFFIXES:
-                found, _ = read_texts(path, text_column, None)
-            else:
-                found, _ = read_texts_file(path)
-            if not found:
-                raise DataError(f"{path} holds no text to predict")
-            sources += [f"{path}:{i + 1}" for i in range(len(found))]
-            texts += found
-        elif path.suffix.lower() in (*SUFFIXES, ".txt") and "\n" not in str(item) \
-                and " " not in str(item):
-            raise DataError(f"input file {path} does not exist")
-        elif str(item).strip():
-            sources.append("argument")
-            texts.append(str(item))
-    if not texts:
-        raise DataError("no texts to predict: give texts, .txt files (one per line) or CSV files")
-    return sources, texts
-
-
-def read_texts_file(path: Path) -> tuple[list[str], int]:
-    """Non-empty lines of a text file; DataError naming the file if it is not UTF-8."""
-    lines = [line for _, line in text_lines(path)]
-    texts = [line for line in lines if line.strip()]
-    if len(texts) < len(lines):
-        print(f"note: {path}: skipped {len(lines) - len(texts)} empty line(s)", flush=True)
-    return texts, len(lines) - len(texts)

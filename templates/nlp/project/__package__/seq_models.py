@@ -24,6 +24,25 @@ from .config import Config, get
 from .errors import ConfigError
 
 
+@keras.saving.register_keras_serializable(package="nlp")
+class Float32AttentionEncoder(keras_hub.layers.TransformerEncoder):
+    """keras-hub's TransformerEncoder with its attention softmax kept in float32.
+
+    Under mixed precision the attention scores are cast up before the softmax, so
+    long sequences do not lose probability mass to bfloat16/float16 rounding.
+    (With attention dropout 0, Keras uses the fused dot-product-attention kernel,
+    which accumulates the softmax in float32 itself.)
+    """
+
+    def build(self, inputs_shape: Any) -> None:
+        super().build(inputs_shape)
+        attention = self._self_attention_layer
+        axis = attention._softmax.axis
+        # Stateless, so it is set past Keras' tracking (the layer is already built).
+        object.__setattr__(attention, "_softmax", keras.layers.Softmax(
+            axis=axis, dtype="float32", name="attention_softmax"))
+
+
 def build_translator(config: Config, meta: dict[str, Any]) -> keras.Model:
     """Encoder-decoder Transformer: ``{"encoder_ids", "decoder_ids"}`` -> next-token logits."""
     length = int(meta["sequence_length"])
@@ -34,8 +53,6 @@ def build_translator(config: Config, meta: dict[str, Any]) -> keras.Model:
     x = keras_hub.layers.TokenAndPositionEmbedding(
         len(meta["source_vocabulary"]), length, width, name="source_embedding")(source)
     x = keras.layers.Dropout(dropout, name="source_dropout")(x)
-    from .model import Float32AttentionEncoder  # model.py imports this module
-
     for index in range(layers):
         x = Float32AttentionEncoder(inner, heads, dropout=dropout, normalize_first=True,
                                     name=f"encoder_{index}")(x, padding_mask=source_mask)

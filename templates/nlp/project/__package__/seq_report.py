@@ -20,7 +20,8 @@ SHOWN = 20  # example translations written beside the plots
 
 def translation_report(model: keras.Model, batches: Batches, meta: dict[str, Any],
                        plots_dir: Path) -> dict[str, Any]:
-    """Corpus BLEU-4 of the decoded validation sources against their references."""
+    """Corpus BLEU-4 (sacrebleu, on the detokenized sentences) of the decoded validation
+    sources against their references."""
     settings = meta["decoding"]
     source_ids = batches.inputs["encoder_ids"]
     decoded = translate(model, source_ids, decoding=settings["decoding"],
@@ -30,16 +31,18 @@ def translation_report(model: keras.Model, batches: Batches, meta: dict[str, Any
     target_vocabulary = meta["target_vocabulary"]
     hypotheses = [words(target_vocabulary, ids) for ids in decoded]
     references = [words(target_vocabulary, ids) for ids in batches.targets]
-    scores = corpus_bleu(hypotheses, references)
+    scores = corpus_bleu([detokenize(target_vocabulary, ids) for ids in decoded],
+                         [detokenize(target_vocabulary, ids) for ids in batches.targets])
     exact = float(np.mean([h == r for h, r in zip(hypotheses, references, strict=True)]))
     lines = [f"{detokenize(meta['source_vocabulary'], s)}\n  -> {' '.join(h)}\n"
              f"  reference: {' '.join(r)}"
              for s, h, r in zip(source_ids[:SHOWN], hypotheses, references, strict=False)]
     plots_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(plots_dir / "translations.txt", "\n".join(lines) + "\n")
-    return {"bleu": round(scores["bleu"], 4), "exact_match": round(exact, 4),
+    return {"bleu": round(float(scores["bleu"]), 4), "exact_match": round(exact, 4),
             "decoding": settings["decoding"], "sentences": len(hypotheses),
-            **{key: round(value, 4) for key, value in scores.items() if key != "bleu"}}
+            **{key: value if isinstance(value, str) else round(value, 4)
+               for key, value in scores.items() if key != "bleu"}}
 
 
 def language_model_report(model: keras.Model, batches: Batches, meta: dict[str, Any],

@@ -17,10 +17,16 @@ from typing import Any
 import numpy as np
 
 from .config import Config, choice, get
-from .data import find_file, learn_config_vocabulary, read_texts, report_truncation, sequence_length
 from .errors import ConfigError, DataError
 from .pipeline import Batches, Splits
 from .seq_text import encode_rows, token_lengths, with_markers, wordpiece
+from .text_io import (
+    find_file,
+    learn_config_vocabulary,
+    read_texts,
+    report_truncation,
+    sequence_length,
+)
 
 
 def load_pairs(config: Config, *, batch_size: int) -> Splits:
