@@ -23,6 +23,7 @@ from PIL import Image, UnidentifiedImageError
 from .config import Config, choice, get
 from .errors import ConfigError, DataError
 from .media import IMAGE_SUFFIXES, open_image
+from .overlap import warn_overlap
 from .pipeline import Batches, BatchTransform, Splits
 from .tables import open_table
 
@@ -51,6 +52,7 @@ def load_splits(config: Config, *, batch_size: int) -> Splits:
         val_idx, train_idx = np.sort(order[:cut]), np.sort(order[cut:])  # sorted: keeps sequence
         images, targets, val_images, val_targets = (
             images[train_idx], targets[train_idx], images[val_idx], targets[val_idx])
+    warn_overlap(images, val_images, what="frames")
 
     meta = _meta(config, task, images, targets)
     train = BalancedBatches(images, targets, batch_size, training=True, seed=seed,

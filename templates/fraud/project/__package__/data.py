@@ -32,6 +32,7 @@ import numpy as np
 
 from .config import Config, choice, get
 from .errors import DataError
+from .overlap import warn_overlap
 from .pipeline import Batches, Splits, stratified_split
 from .tables import open_table
 
@@ -94,6 +95,8 @@ def load_splits(config: Config, *, batch_size: int) -> Splits:
         split_note = f"{split} by {time_column!r} ({why})" if time_column else f"{split} ({why})"
     train_parsed = {name: values[train_rows] for name, values in parsed.items()}
     train_labels = labels[train_rows]
+    warn_overlap(list(zip(*train_parsed.values(), strict=True)),  # features: no id, no label
+                 list(zip(*(val_parsed[name] for name in train_parsed), strict=True)), what="rows")
     if not val_labels.any():
         raise DataError(f"{val_path or path}: the validation rows have no positives "
                         f"({target} = {classes[1]}); raise data.val_fraction or add fraud rows")

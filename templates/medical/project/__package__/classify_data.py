@@ -21,6 +21,7 @@ import numpy as np
 from .config import Config, choice, get
 from .errors import ConfigError, DataError
 from .images import SUFFIXES, is_slice_file, parse_window, read_slice
+from .overlap import warn_overlap
 from .pipeline import Batches, Splits
 
 GROUPINGS = ("auto", "file")
@@ -44,6 +45,8 @@ def load_splits(config: Config, *, batch_size: int) -> Splits:
             raise DataError(f"patient {shared[0]} has slices in {root} and in {val_dir}; "
                             "a patient must not be in training and validation")
     else:
+        if choice(config, "data.group_by", GROUPINGS) == "auto":
+            warn_per_file(files, groups)
         train_index, val_index = split_by_group(groups, labels,
                                                 float(get(config, "data.val_fraction")),
                                                 int(get(config, "runtime.seed")))
@@ -51,6 +54,7 @@ def load_splits(config: Config, *, batch_size: int) -> Splits:
         val_images, val_labels = images[val_index], labels[val_index]
         train_groups = [groups[i] for i in train_index]
         val_groups = [groups[i] for i in val_index]
+    warn_overlap(train_images, val_images, what="slices")
     size, channels = images.shape[1], images.shape[3]
     counts = np.bincount(train_labels, minlength=len(class_names))
     meta = {
@@ -148,6 +152,17 @@ def group_of(path: Path, patient_id: str, grouping: str) -> str:
         return patient_id
     stem = path.stem
     return stem.split("_", 1)[0] if "_" in stem else str(path)
+
+
+def warn_per_file(files: list[Path], groups: list[str]) -> int:
+    """One warning line when slices had no patient to group by (split per file); their count."""
+    alone = sum(group == str(path) for path, group in zip(files, groups, strict=True))
+    if alone:
+        print(f"warning: {alone} of {len(files)} slices have no DICOM PatientID and no patient "
+              "prefix before '_' in their name (like P007_slice12.png), so the split is per "
+              "file for them: slices of one patient may sit in both training and validation",
+              flush=True)
+    return alone
 
 
 def split_by_group(groups: list[str], labels: np.ndarray, fraction: float, seed: int

@@ -24,6 +24,7 @@ import numpy as np
 
 from .config import Config, choice, get
 from .errors import ConfigError, DataError
+from .overlap import warn_overlap
 from .pipeline import Batches, Splits
 from .volumes import (
     Volume,
@@ -105,6 +106,8 @@ def load_splits(config: Config, *, batch_size: int) -> Splits:
     info = dataset_info(root)
     train = _read_cases(train_cases, info)
     val = _read_cases(val_cases, dataset_info(Path(val_dir)) if val_dir else info)
+    warn_overlap([image for image, _ in train], [image for image, _ in val], what="volumes",
+                 names=[case.name for case in val_cases])
     class_names = _class_names(config, info, [label for _, label in train + val])
     meta = _preprocessing(config, [image for image, _ in train], class_names)
     meta.update(train_cases=[c.name for c in train_cases], val_cases=[c.name for c in val_cases])

@@ -22,6 +22,7 @@ import numpy as np
 from .baseline import batches_digest, tfidf_lr_accuracy
 from .config import Config, choice, get
 from .errors import ConfigError, DataError
+from .overlap import warn_overlap
 from .pipeline import Batches, Splits, one_hot, stratified_split
 from .text_io import (
     find_file,
@@ -65,6 +66,7 @@ def load_splits(config: Config, *, batch_size: int) -> Splits:
 
         return load_corpus(config, batch_size=batch_size)
     texts, labels, val_texts, val_labels, class_names = _read_classification(config)
+    warn_overlap(texts, val_texts, what="texts")
     preset = str(get(config, "model.preset"))
     if preset:
         from .presets import preset_meta

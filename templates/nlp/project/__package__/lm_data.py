@@ -19,6 +19,7 @@ import numpy as np
 
 from .config import Config, get
 from .errors import DataError
+from .overlap import warn_overlap
 from .pipeline import Batches, Splits
 from .seq_text import encode_rows, token_lengths, with_markers, wordpiece
 from .tables import text_lines
@@ -36,6 +37,7 @@ def load_corpus(config: Config, *, batch_size: int) -> Splits:
     """Training and validation batches of documents, and the vocabulary in meta."""
     text_column = str(get(config, "data.text_column"))
     documents, val_documents = read_corpus(config)
+    warn_overlap(documents, val_documents, what="documents")
     vocabulary, learner = learn_config_vocabulary(config, documents)
     meta: dict[str, Any] = {
         "task": "causal_lm", "vocabulary": with_markers(vocabulary),

@@ -18,6 +18,7 @@ import numpy as np
 
 from .config import Config, choice, get
 from .errors import ConfigError, DataError
+from .overlap import warn_overlap
 from .pipeline import Batches, Splits
 from .seq_text import encode_rows, token_lengths, with_markers, wordpiece
 from .text_io import (
@@ -32,6 +33,7 @@ from .text_io import (
 def load_pairs(config: Config, *, batch_size: int) -> Splits:
     """Training and validation batches of sentence pairs, and the vocabularies in meta."""
     sources, targets, val_sources, val_targets = read_pairs(config)
+    warn_overlap(sources, val_sources, what="source sentences")
     source_column = str(get(config, "data.source_column"))
     target_column = str(get(config, "data.target_column"))
     meta = _learn_meta(config, sources, targets)

@@ -21,6 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from .config import Config, choice, get
 from .errors import DataError
 from .media import IMAGE_SUFFIXES, is_image, open_image
+from .overlap import warn_overlap
 from .pipeline import Batches, Splits, one_hot, stratified_split
 
 Image.MAX_IMAGE_PIXELS = 20_000 * 20_000  # refuse decompression bombs beyond 400 MP
@@ -50,6 +51,7 @@ def load_splits(config: Config, *, batch_size: int) -> Splits:
         train_idx, val_idx = stratified_split(labels, float(get(config, "data.val_fraction")), seed)
         images, labels, val_images, val_labels = (
             images[train_idx], labels[train_idx], images[val_idx], labels[val_idx])
+    warn_overlap(images, val_images, what="images")
 
     meta = {"class_names": class_names, "image_shape": list(images.shape[1:]),
             "summary": f"{len(class_names)} classes, {size}x{size} {mode}"}
