@@ -220,7 +220,7 @@ def info(template_ref: str, task: str | None) -> None:
     rules = template.effective_options()
     width = max((len(a.key) for a in keys), default=0)
     for assignment in keys:
-        value = " ".join(text[assignment.value_start : assignment.value_end].split())
+        value = " ".join(assignment.value.split())
         comment = f"  # {assignment.comment}" if assignment.comment else ""
         rule = rules[assignment.key].describe() if assignment.key in rules else ""
         click.echo(f"    {assignment.key:<{width}} = {value}{comment}"

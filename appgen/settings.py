@@ -15,15 +15,10 @@ import importlib.util
 import math
 import re
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 from .errors import InvalidValueError, UnknownKeyError
 
@@ -162,23 +157,6 @@ def _project_config() -> ModuleType:
     return importlib.import_module(f"{_RUNTIME_PACKAGE}.config")
 
 
-def type_name(value: Any) -> str:
-    """A short English name for the TOML type of ``value``."""
-    for kind, name in ((bool, "true or false"), (int, "an integer"), (float, "a number"),
-                       (str, "a string"), (list, "a list"), (dict, "a table")):
-        if isinstance(value, kind):
-            return name
-    return type(value).__name__
-
-
-def _formattable(value: Any) -> bool:
-    try:
-        format_value(value)
-    except (TypeError, ValueError):
-        return False
-    return True
-
-
 # --------------------------------------------------------------------------- formatting
 
 _ESCAPES = {"\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r",
@@ -232,198 +210,97 @@ def format_value(value: Any) -> str:
 
 
 # --------------------------------------------------------------------------- in-place rewrite
+# tomlkit parses TOML into a document that keeps every comment, blank line and the spelling
+# of untouched values, so a value can be replaced without disturbing the rest of the file.
+# It is imported only where a config is read or rewritten: `appgen list` never needs it.
 
 
 @dataclass(frozen=True)
 class Assignment:
-    """One ``key = value`` found in TOML text, with character offsets into the text."""
+    """One ``key = value`` found in TOML text."""
 
     key: str  # full dotted key, table prefix included
-    value_start: int
-    value_end: int
+    value: str  # the value as written (a multi-line array keeps its lines and comments)
     comment: str  # trailing comment on the line, without "#"; else the block just above
 
 
-def _split_key(text: str) -> list[str] | None:
-    """Split a (possibly dotted, possibly quoted) TOML key into its segments."""
-    parts: list[str] = []
-    index, length = 0, len(text)
-    while True:
-        while index < length and text[index] in " \t":
-            index += 1
-        if index >= length:
-            return None
-        if text[index] in "\"'":
-            quote = text[index]
-            end = index + 1
-            while end < length and text[end] != quote:
-                end += 2 if (quote == '"' and text[end] == "\\") else 1
-            if end >= length:
-                return None
-            raw = text[index : end + 1]
-            try:
-                parts.append(tomllib.loads(f"v = {raw}")["v"])
-            except tomllib.TOMLDecodeError:
-                return None
-            index = end + 1
-        else:
-            match = _BARE_KEY.match(text, index)
-            if not match:
-                return None
-            parts.append(match.group())
-            index = match.end()
-        while index < length and text[index] in " \t":
-            index += 1
-        if index >= length:
-            return parts
-        if text[index] != ".":
-            return None
-        index += 1
+def _parse(toml_text: str) -> Any:
+    import tomlkit
+    from tomlkit.exceptions import ParseError
+
+    try:
+        return tomlkit.parse(toml_text)
+    except ParseError as err:
+        raise InvalidValueError(f"config.toml is not valid TOML: {err}") from None
 
 
-def _scan_value(text: str, start: int) -> int:
-    """Return the offset just past the TOML value starting at ``start``.
+def find_assignments(toml_text: str) -> list[Assignment]:
+    """List every ``key = value`` in ``toml_text`` with its full dotted key, in file order.
 
-    Strings (including triple-quoted ones), arrays and inline tables may span
-    lines; the value ends at a comment or newline outside all of them.
+    An inline table (``a = {b = 1}``) is one assignment. Keys inside arrays of tables
+    (``[[x]]``) are skipped: they have no single dotted name to override.
+
+    Raises:
+        InvalidValueError: the text is not valid TOML.
     """
-    index, depth, length = start, 0, len(text)
-    while index < length:
-        char = text[index]
-        if text.startswith('"""', index) or text.startswith("'''", index):
-            quote = text[index : index + 3]
-            end = index + 3
-            while True:
-                found = text.find(quote, end)
-                if found < 0:
-                    return length
-                if quote == '"""' and _escaped(text, found):
-                    end = found + 1
-                    continue
-                end = found + 3
-                # A closing delimiter may be followed by up to two more quotes of content.
-                while end < length and text[end] == quote[0]:
-                    end += 1
-                break
-            index = end
+    found: list[Assignment] = []
+    _collect(_parse(toml_text), [], found)
+    return found
+
+
+def _collect(container: Any, prefix: list[str], found: list[Assignment]) -> None:
+    from tomlkit.items import AoT, Comment, Table, Whitespace
+
+    block: list[str] = []  # comment lines just above the next key
+    last: Assignment | None = None  # the previous key, while its trailing comment may continue
+    for key, item in container.body:
+        if isinstance(item, Comment):
+            text = item.trivia.comment.lstrip("#").strip()
+            if last is not None and item.trivia.indent:
+                # Indented comment lines right below a trailing comment continue it.
+                found[-1] = last = Assignment(last.key, last.value, f"{last.comment} {text}")
+            else:
+                block.append(text)
+                last = None
             continue
-        if char in "\"'":
-            end = index + 1
-            while end < length and text[end] != char and text[end] != "\n":
-                end += 2 if (char == '"' and text[end] == "\\") else 1
-            index = end + 1
+        if key is None or isinstance(item, Whitespace) or isinstance(item, AoT):
+            block, last = [], None
             continue
-        if char in "[{":
-            depth += 1
-        elif char in "]}":
-            depth -= 1
-        elif char == "#":
-            if depth <= 0:
-                break
-            # A comment inside a multi-line array runs to the end of its line.
-            newline = text.find("\n", index)
-            index = length if newline < 0 else newline
+        dotted = [*prefix, key.key]
+        if isinstance(item, Table):  # a [header] or the first part of a dotted key
+            _collect(item.value, dotted, found)
+            block, last = [], None
             continue
-        elif char == "\n" and depth <= 0:
-            break
-        index += 1
-    # Trailing blanks belong to the gap before the comment, not to the value.
-    while index > start and text[index - 1] in " \t\r":
-        index -= 1
-    return index
+        trailing = item.trivia.comment.lstrip("#").strip()
+        found.append(Assignment(".".join(dotted), item.as_string(), trailing or " ".join(block)))
+        block, last = [], found[-1] if trailing else None
 
 
-def _escaped(text: str, index: int) -> bool:
-    backslashes = 0
-    while index - 1 - backslashes >= 0 and text[index - 1 - backslashes] == "\\":
-        backslashes += 1
-    return backslashes % 2 == 1
+def _toml_item(value: Any) -> Any:
+    """``value`` as a tomlkit item written on one line: mappings become inline tables."""
+    import tomlkit
 
-
-_CONTINUATION = re.compile(r"[ \t]+#([^\n]*)(?=\n|$)")
-_HEADER = re.compile(r"^[ \t]*(\[\[?)(.*?)(\]\]?)[ \t]*(#.*)?$")
-
-
-def find_assignments(text: str) -> list[Assignment]:
-    """List every ``key = value`` in ``text`` with its full dotted key and offsets.
-
-    Keys inside arrays of tables (``[[x]]``) are skipped: they have no single
-    dotted name to override.
-    """
-    assignments: list[Assignment] = []
-    table: list[str] | None = []
-    comment_block: list[str] = []
-    index, length = 0, len(text)
-    while index < length:
-        newline = text.find("\n", index)
-        line_end = length if newline < 0 else newline
-        line = text[index:line_end]
-        stripped = line.strip()
-        header = _HEADER.match(line) if stripped.startswith("[") else None
-        if header:
-            parts = _split_key(header.group(2))
-            table = None if header.group(1) == "[[" or parts is None else parts
-            comment_block = []
-            index = line_end + 1
-            continue
-        if stripped.startswith("#"):
-            comment_block.append(stripped.lstrip("#").strip())
-            index = line_end + 1
-            continue
-        equals = _find_equals(line)
-        if not stripped or equals < 0:
-            comment_block = []
-            index = line_end + 1
-            continue
-        key_parts = _split_key(line[:equals])
-        value_start = index + equals + 1
-        while value_start < length and text[value_start] in " \t":
-            value_start += 1
-        value_end = _scan_value(text, value_start)
-        if key_parts is not None and table is not None:
-            rest_end = text.find("\n", value_end)
-            rest_end = length if rest_end < 0 else rest_end
-            rest = text[value_end:rest_end].strip()
-            comment = rest[1:].strip() if rest.startswith("#") else " ".join(comment_block)
-            line_end = value_end
-            # Indented comment lines right below a trailing comment continue it.
-            while rest.startswith("#") and (
-                match := _CONTINUATION.match(text, rest_end + 1)
-            ) is not None:
-                comment += " " + match.group(1).strip()
-                rest_end = line_end = match.end()
-            assignments.append(
-                Assignment(".".join([*table, *key_parts]), value_start, value_end, comment)
-            )
-            value_end = line_end
-        comment_block = []
-        newline = text.find("\n", value_end)
-        index = length if newline < 0 else newline + 1
-    return assignments
-
-
-def _find_equals(line: str) -> int:
-    # The first "=" outside a quoted key separates the key from the value.
-    quote = ""
-    for position, char in enumerate(line):
-        if quote:
-            if char == quote:
-                quote = ""
-        elif char in "\"'":
-            quote = char
-        elif char == "=":
-            return position
-        elif char == "#":
-            return -1
-    return -1
+    if isinstance(value, Mapping):
+        table = tomlkit.inline_table()
+        for key, item in value.items():
+            table.append(str(key), _toml_item(item))
+        return table
+    if isinstance(value, (list, tuple)):
+        array = tomlkit.array()
+        for item in value:
+            array.append(_toml_item(item))
+        return array
+    if value is None:
+        raise TypeError(f"cannot write {value!r} as TOML")
+    return tomlkit.item(value)
 
 
 def apply_overrides(toml_text: str, overrides: Mapping[str, Any]) -> str:
     """Rewrite the values of ``overrides`` in ``toml_text`` in place.
 
     Comments, blank lines and key order are kept; only the value text of each
-    overridden key changes. A key defined inside an inline table
-    (``a = {b = 1}``) is updated by rewriting that inline table.
+    overridden key changes. A key inside an inline table (``a = {b = 1}``) is set
+    inside it.
 
     Args:
         toml_text: commented TOML, such as a template's config.toml.
@@ -431,40 +308,24 @@ def apply_overrides(toml_text: str, overrides: Mapping[str, Any]) -> str:
 
     Raises:
         UnknownKeyError: if a key has no assignment in the text.
+        InvalidValueError: the text is not valid TOML.
     """
-    replacements: list[tuple[int, int, str]] = []
-    done: set[str] = set()
-    for assignment in find_assignments(toml_text):
-        if assignment.key in overrides:
-            value = overrides[assignment.key]
-            replacements.append((assignment.value_start, assignment.value_end,
-                                 format_value(value)))
-            done.add(assignment.key)
-            continue
-        nested = {key[len(assignment.key) + 1 :]: value for key, value in overrides.items()
-                  if key.startswith(assignment.key + ".")}
-        if nested:
-            raw = toml_text[assignment.value_start : assignment.value_end]
-            current = tomllib.loads(f"v = {raw}")["v"]
-            if isinstance(current, dict):
-                for subkey, value in nested.items():
-                    _set_nested(current, subkey.split("."), value)
-                replacements.append((assignment.value_start, assignment.value_end,
-                                     format_value(current)))
-                done.update(f"{assignment.key}.{subkey}" for subkey in nested)
-    missing = [key for key in overrides if key not in done]
-    if missing:
-        raise UnknownKeyError(f"config key {missing[0]!r} is not assigned in config.toml")
-    # Replace from the end so earlier offsets stay valid.
-    for start, end, new in sorted(replacements, reverse=True):
-        toml_text = toml_text[:start] + new + toml_text[end:]
-    return toml_text
+    if not overrides:
+        return toml_text
+    from tomlkit.items import InlineTable
 
-
-def _set_nested(table: dict[str, Any], parts: list[str], value: Any) -> None:
-    for part in parts[:-1]:
-        table = table.setdefault(part, {})
-    table[parts[-1]] = value
+    document = _parse(toml_text)
+    for key, value in overrides.items():
+        *parents, name = key.split(".")
+        node: Any = document  # tables are mappings; an array of tables is a list
+        for part in parents:
+            node = node.get(part) if isinstance(node, MutableMapping) else None
+        current = node.get(name) if isinstance(node, MutableMapping) else None
+        if current is None or (isinstance(current, MutableMapping)
+                               and not isinstance(current, InlineTable)):
+            raise UnknownKeyError(f"config key {key!r} is not assigned in config.toml")
+        node[name] = _toml_item(value)
+    return str(document.as_string())
 
 
 def describe_keys(toml_text: str) -> list[Assignment]:

@@ -146,3 +146,65 @@ def test_describe_keys_reports_comments_for_info() -> None:
     assert described["train.epochs"] == "passes over the data"
     assert described["train.mixed"] == ""
     assert described["runtime.precision"] == "decided at run time"
+
+
+NESTED = '''\
+[a]
+x = 1
+d.e = 2  # a dotted key
+[b]
+y = [
+  1,  # one
+  2,
+]  # the list
+[a.c]  # a table reopened after [b]
+z = "zz"
+[[runs]]
+seed = 1
+'''
+
+
+def test_apply_overrides_reaches_dotted_keys_and_reopened_tables() -> None:
+    out = settings.apply_overrides(NESTED, {"a.d.e": 5, "a.c.z": "new", "b.y": [3]})
+    assert tomllib.loads(out) == {"a": {"x": 1, "d": {"e": 5}, "c": {"z": "new"}},
+                                  "b": {"y": [3]}, "runs": [{"seed": 1}]}
+    assert "d.e = 5  # a dotted key\n" in out and "y = [3]  # the list\n" in out
+    assert "[a.c]  # a table reopened after [b]\n" in out
+
+
+def test_apply_overrides_writes_a_mapping_as_an_inline_table_in_place() -> None:
+    out = settings.apply_overrides(CONFIG, {"train.shape": {"height": 7, "width": 9}})
+    assert "shape = {height = 7, width = 9}  # inline table\n" in out
+    assert tomllib.loads(out)["train"]["shape"] == {"height": 7, "width": 9}
+
+
+@pytest.mark.parametrize("key", ["runs.seed", "a", "a.d", "b.y.z", "missing.x"])
+def test_apply_overrides_refuses_tables_and_keys_in_arrays_of_tables(key: str) -> None:
+    with pytest.raises(UnknownKeyError, match="not assigned"):
+        settings.apply_overrides(NESTED, {key: 1})
+
+
+def test_invalid_toml_is_a_one_line_typed_error() -> None:
+    for call in (lambda: settings.apply_overrides("a = [1,\nb = 2\n", {"b": 3}),
+                 lambda: settings.describe_keys("[a\nx = 1\n")):
+        with pytest.raises(InvalidValueError, match="not valid TOML"):
+            call()
+
+
+def test_describe_keys_gives_each_value_as_written_in_file_order() -> None:
+    described = settings.describe_keys(NESTED)
+    assert [(a.key, a.comment) for a in described] == [
+        ("a.x", ""), ("a.d.e", "a dotted key"), ("b.y", "the list"), ("a.c.z", "")]
+    assert " ".join(described[2].value.split()) == "[ 1, # one 2, ]"
+
+
+def test_listing_templates_does_not_import_tomlkit() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from appgen import cli; "
+            "cli.main(['list'], standalone_mode=False); "
+            "assert 'tomlkit' not in sys.modules, 'tomlkit imported by appgen list'")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 0, result.stderr

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import tomllib
 from click.testing import CliRunner
 
 from appgen import catalog, settings
@@ -158,7 +159,7 @@ def test_doctor_plans_each_template_with_its_own_learning_rate() -> None:
         for task in template.effective_tasks():
             text = preview_config(template, task)
             assert text is not None
-            rate = settings.tomllib.loads(text)["train"]["learning_rate"]
+            rate = tomllib.loads(text)["train"]["learning_rate"]
             line = next(line for line in lines
                         if line.strip().startswith(f"{template.name} {task}:"))
             assert f"learning rate {rate:g}," in line, (line, rate)
