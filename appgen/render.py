@@ -781,11 +781,6 @@ def _write_sample_data(staging: Path, name: str) -> str:
     return str(summary)
 
 
-def file_digest(path: Path) -> str:
-    """SHA-256 hex digest of a file's bytes."""
-    return digest(path.read_bytes())
-
-
 def _move_into_place(staging: Path, target: Path) -> None:
     if not target.exists():
         # mkdtemp made staging private (0700); give the project the user's usual permissions.
