@@ -154,6 +154,19 @@ def test_retired_appgen_variables_are_ignored_with_one_line() -> None:
     assert strategy.retired_variables({"KERAS_DISTRIBUTION_PROCESS_ID": "0"}) is None
 
 
+def test_a_run_names_the_retired_variable_it_finds(monkeypatch: pytest.MonkeyPatch,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("KERAS_DISTRIBUTION_NUM_PROCESSES", "KERAS_DISTRIBUTION_PROCESS_ID",
+                 "KERAS_DISTRIBUTION_JOB_ADDRESSES", "SLURM_NTASKS", "TF_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("APPGEN_NUM_PROCESSES", "2")
+    env = strategy.describe_environment("jax")
+    assert (env.num_hosts, env.cluster_source) == (1, "local")
+    err = [line for line in capsys.readouterr().err.splitlines() if "APPGEN_" in line]
+    assert err == ["warning: ignored, no longer read; set Keras' variables instead: "
+                   "APPGEN_NUM_PROCESSES -> KERAS_DISTRIBUTION_NUM_PROCESSES"]
+
+
 def test_banner_names_every_decision() -> None:
     text = strategy.format_plan(plan_for("tensorflow", (gpu((9, 0), "NVIDIA H200"),) * 2))
     for fragment in ("2 x NVIDIA H200", "compute capability 9.0", "mixed_bfloat16", "XLA on",
