@@ -135,6 +135,32 @@ def load_splits(config: Config, *, batch_size: int) -> Splits:
     return Splits(train_batches, val_batches, meta)
 
 
+def load_validation(config: Config, meta: dict[str, Any], *, batch_size: int) -> Batches:
+    """The run's validation data for ``evaluate``, prepared as the run recorded it.
+
+    Segmentation: the volumes named in meta's ``val_cases``, resampled to the recorded
+    spacing, normalised with the recorded mode and padded to the recorded slice shape,
+    never re-decided from today's training volumes. Classification learns nothing from
+    its training slices, so its split is drawn again as in training.
+    """
+    if meta.get("task") == "classification":
+        from . import classify_data
+
+        return classify_data.load_splits(config, batch_size=batch_size).val
+    val_dir = str(get(config, "data.val_dir"))
+    folder = Path(val_dir) if val_dir else Path(get(config, "data.dir"))
+    by_name = {case.name: case for case in find_cases(folder)}
+    missing = [name for name in meta["val_cases"] if name not in by_name]
+    if missing:
+        raise DataError(f"validation case {missing[0]} of this run is no longer in {folder}")
+    val = _read_cases([by_name[name] for name in meta["val_cases"]], dataset_info(folder))
+    if meta["dims"] == 3:
+        return _volume_batches(_prepared(val, meta), meta, meta["val_cases"], batch_size)
+    images, labels, volume_ids = _slices(val, meta)
+    return VolumeBatches(images, labels, batch_size, cases=meta["val_cases"],
+                         volume_ids=volume_ids)
+
+
 def load_eval(config: Config, path: Path, meta: dict[str, Any], *, batch_size: int) -> Batches:
     """Labelled volumes of another MSD folder, prepared exactly as in training."""
     if meta.get("task") == "classification":

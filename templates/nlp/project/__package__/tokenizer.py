@@ -150,7 +150,7 @@ def _learn_in_python(words: list[list[str]], size: int) -> list[str]:
             seen.add(token)
             vocabulary.append(token)
 
-    chars = Counter()
+    chars: Counter[str] = Counter()
     for word, count in counts.items():
         for position, ch in enumerate(word):
             chars[ch if position == 0 else "##" + ch] += count
@@ -162,7 +162,7 @@ def _learn_in_python(words: list[list[str]], size: int) -> list[str]:
         if len(vocabulary) >= budget:
             break
         add(word)
-    pieces = Counter()
+    pieces: Counter[str] = Counter()
     for word, count in counts.items():
         if word in seen:
             continue
