@@ -27,10 +27,26 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained_run(project: Path) -> Path:
+    # A test split: the last 4 digits of each class, which max_images=30 keeps out of training.
+    held_out = project / "held_out"
+    for folder in sorted((project / "data" / "train").iterdir()):
+        (held_out / folder.name).mkdir(parents=True)
+        for image in sorted(folder.glob("*.png"))[-4:]:
+            shutil.copy(image, held_out / folder.name / image.name)
     run = project / "runs" / "tf"
-    stdout = train_ok(project, run, *LEARN).stdout
+    stdout = train_ok(project, run, *LEARN, "--set", f'data.test_dir="{held_out}"').stdout
     assert "validation accuracy" in stdout and "chance level: 0.1000" in stdout
+    assert "test accuracy: " in stdout and "on 40 samples" in stdout
     return run
+
+
+def test_the_test_split_is_scored_once_after_training(trained_run: Path) -> None:
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    test = metrics["test"]
+    assert metrics["scored_on"] == "test" and test["samples"] == 40
+    assert test["data"] == str(trained_run.parent.parent / "held_out")
+    assert test["chance_accuracy"] == pytest.approx(0.1)
+    assert (trained_run / "plots" / "test" / "confusion_matrix.png").stat().st_size > 1000
 
 
 def test_train_learns_and_writes_the_run_directory(trained_run: Path) -> None:
@@ -164,6 +180,9 @@ def test_the_learning_check_fails_on_shuffled_labels(project: Path, tmp_path: Pa
         (tmp_path / "shuffled" / "train" / label).mkdir(parents=True, exist_ok=True)
         shutil.copy(path, tmp_path / "shuffled" / "train" / label / path.name)
     run = tmp_path / "run"
-    train_ok(project, run, *LEARN, "--set", f'data.dir="{tmp_path / "shuffled"}"')
-    final = json.loads((run / "metrics.json").read_text())["final"]
-    assert not beats_chance(final, "accuracy", MARGIN), final
+    stdout = train_ok(project, run, *LEARN, "--set", f'data.dir="{tmp_path / "shuffled"}"').stdout
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert not beats_chance(metrics["final"], "accuracy", MARGIN), metrics["final"]
+    # No test split: the numbers are named as validation numbers, in metrics.json and on screen.
+    assert metrics["scored_on"] == "validation" and "test" not in metrics
+    assert "these are validation numbers" in stdout and "set data.test_dir" in stdout
