@@ -57,14 +57,14 @@ def _update(digest: Any, sample: Any) -> bool:
     return flat.size == 1 or bool((flat != flat[0]).any())  # constant: nothing to memorise
 
 
-def count_overlap(train: Iterable[Any], val: Sequence[Any]) -> list[int]:
+def count_overlap(train: Iterable[Any], val: Sequence[Any] | np.ndarray) -> list[int]:
     """Indices of the validation samples that duplicate a training sample."""
     seen = {key for key in map(fingerprint, train) if key is not None}
     return [i for i, sample in enumerate(val)
             if (key := fingerprint(sample)) is not None and key in seen]
 
 
-def warn_overlap(train: Iterable[Any], val: Sequence[Any], *, what: str,
+def warn_overlap(train: Iterable[Any], val: Sequence[Any] | np.ndarray, *, what: str,
                  names: Sequence[str] | None = None) -> int:
     """Print one warning line when validation samples duplicate training ones; the count.
 

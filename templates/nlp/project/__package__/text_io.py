@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -96,6 +96,12 @@ def named_path(config: Config, split: str) -> Path | None:
     return path
 
 
+@overload
+def find_file(config: Config, split: str, *, required: Literal[True],
+              columns: str = "") -> Path: ...
+@overload
+def find_file(config: Config, split: str, *, required: bool,
+              columns: str = "") -> Path | None: ...
 def find_file(config: Config, split: str, *, required: bool, columns: str = "") -> Path | None:
     """``data.<split>_file`` if set, else ``data.dir/<split>.{csv,jsonl,tsv}``."""
     named = named_path(config, split)
