@@ -152,7 +152,8 @@ def _train(config: Config, plan: strategy.Plan, run: rundir.RunDir,
     test = None
     if test_source is not None:
         with strategy.no_distribution():
-            test = score_test_split(template, config, test_source, best, splits.meta,
+            test = score_test_split(template, config, test_source, best,
+                                    contract.other_data_meta(splits.meta, final),
                                     plan.global_batch, run.plots / "test")
         recorder.write_metrics(epochs_completed, test=test, scored_on="test")
     headline = template.headline(splits.meta)  # per task, or the template's HEADLINE
