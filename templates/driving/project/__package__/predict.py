@@ -69,7 +69,8 @@ class Predictor:
 
     def images(self, files: list[Path], out: Path) -> None:
         """predictions.csv (+ frames/ annotated) for image files."""
-        truth = _known_steering(files)
+        # steering labels beside the frames are scored for steering runs only (a mask is no angle)
+        truth = {} if self.segmentation else _known_steering(files)
         header = ["file", *self.columns] + (["true_steering"] if truth else [])
         rows, errors = [], []
         started = time.perf_counter()
