@@ -87,7 +87,7 @@ def load_splits(config: Config, *, batch_size: int) -> Splits:
         split = split_note = "separate validation file"
         time_column = ""
     else:
-        time_column, why = choose_time_column(config, kinds, path)
+        time_column, why = choose_time_column(config, kinds, path, parsed)
         train_rows, val_rows = split_rows(config, labels, columns, kinds, path, time_column)
         val_parsed = {name: values[val_rows] for name, values in parsed.items()}
         val_labels = labels[val_rows]
@@ -579,13 +579,15 @@ def _try_float(text: np.ndarray) -> np.ndarray | None:
 # --------------------------------------------------------------------------- split
 
 
-def choose_time_column(config: Config, kinds: dict[str, str], path: Path) -> tuple[str, str]:
+def choose_time_column(config: Config, kinds: dict[str, str], path: Path,
+                       parsed: dict[str, np.ndarray] | None = None) -> tuple[str, str]:
     """The column that orders the split ("" for a stratified random one) and why.
 
     data.split = "auto" splits by time whenever there is a time column: data.time_column,
     else the first timestamp column (time-like names first), else a numeric column
-    named like time (time, timestamp, event_time, created_at). A random split of
-    timestamped fraud puts one card-testing burst on both sides of the split.
+    named like time (time, timestamp, event_time, created_at), skipping one with empty
+    cells (``parsed`` columns, NaN where missing). A random split of timestamped
+    fraud puts one card-testing burst on both sides of the split.
     """
     mode = choice(config, "data.split", ("auto", "time", "random"))
     named = str(get(config, "data.time_column"))
@@ -596,12 +598,13 @@ def choose_time_column(config: Config, kinds: dict[str, str], path: Path) -> tup
     found = ([n for n, k in kinds.items() if k == "timestamp" and TIME_NAME.search(n)]
              + [n for n, k in kinds.items() if k == "timestamp"]
              + [n for n, k in kinds.items() if k == "numeric" and TIME_NAME.search(n)])
-    if found:
-        return found[0], 'found automatically; data.split = "random" for a shuffled split'
+    complete = [n for n in found if parsed is None or not np.isnan(parsed[n]).any()]
+    if complete:
+        return complete[0], 'found automatically; data.split = "random" for a shuffled split'
+    gappy = f"time column {found[0]!r} has empty cells" if found else "no time column found"
     if mode == "time":
-        raise DataError(f"{path}: data.split = \"time\" but no time column was found "
-                        "(set data.time_column)")
-    return "", "no time column found; set data.time_column to split by time"
+        raise DataError(f"{path}: data.split = \"time\" but {gappy} (set data.time_column)")
+    return "", f"{gappy}; set data.time_column to split by time"
 
 
 def split_rows(config: Config, labels: np.ndarray, columns: dict[str, np.ndarray],
