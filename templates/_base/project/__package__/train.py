@@ -19,7 +19,7 @@ from typing import Any
 
 import keras
 
-from . import contract, plots, rundir, strategy
+from . import contract, pipeline, plots, rundir, strategy
 from .callbacks import ExactValidationMetrics, RunRecorder, tensorboard
 from .config import Config, choice, dump_toml, get, load_config
 from .errors import ConfigError, DataError, ProjectError, TrainingInterrupted, TrainingStopped
@@ -55,46 +55,98 @@ def _remove_if_empty(folder: Path) -> None:
 
 def _train(config: Config, plan: strategy.Plan, run: rundir.RunDir,
            resume: bool) -> dict[str, Any]:
+    """The steps of a run, in order; each is a function below."""
     template = contract.load()
     scope = strategy.apply_plan(plan)
     if plan.is_chief:
         print(strategy.format_plan(plan), flush=True)
-
     test_source = find_test_split(config)  # checked before training, not after an hour of it
+    splits = load_data(template, config, plan)
+    epochs = int(get(config, "train.epochs"))
+    initial_epoch = resume_epoch(run, resume)
+    splits.train.start_at_epoch(initial_epoch)
+    with scope:
+        net, jit = build_and_compile(template, config, plan, splits, run, resume, initial_epoch)
+    save_run_settings(config, plan, run, splits.meta, jit)
+    recorder, callbacks = make_callbacks(template, config, plan, run, splits, epochs)
+    seconds = fit(net, config, plan, splits, recorder, callbacks, initial_epoch, epochs)
+    raise_if_stopped(recorder, run)
+    if plan.hosts > 1:  # lets every worker show it ended with the chief's weights
+        rundir.atomic_write_json(run.path / "workers" / f"{plan.host_index}.json",
+                                 strategy.weights_fingerprint(net))
+    if not plan.is_chief:
+        return {}
+    return final_report(template, config, plan, run, splits, recorder, seconds, test_source)
+
+
+def load_data(template: contract.Template, config: Config, plan: strategy.Plan
+              ) -> pipeline.Splits:
+    """The template's training and validation splits, at the global batch size; one line."""
     splits = template.data.load_splits(config, batch_size=plan.global_batch)
     print(f"data: {splits.train.num_samples} training and {splits.val.num_samples} validation "
           f"samples ({splits.meta.get('summary', '')})", flush=True)
-    epochs = int(get(config, "train.epochs"))
-    initial_epoch = int(run.read_metrics().get("epochs_completed", 0)) if resume else 0
-    splits.train.start_at_epoch(initial_epoch)
+    return splits
 
-    with scope:
-        if resume:
-            net = rundir.load_model(run.last_checkpoint)
-            print(f"resuming {run.path} after epoch {initial_epoch}", flush=True)
-        else:
-            net = template.model.build_model(config, splits.meta)
-        jit = plan.jit_compile
-        if jit and plan.backend == "tensorflow":
-            failure = strategy.xla_failure(net, splits.train[0][0])
-            if failure:
-                print(f"warning: XLA cannot compile {failure}; training without XLA", flush=True)
-                jit = False
-        if not resume:
-            net.compile(optimizer=make_optimizer(config, plan, len(splits.train)),
-                        jit_compile=jit, steps_per_execution=plan.steps_per_execution,
-                        **template.model.compile_args(config, splits.meta))
-        elif not jit:
-            net.jit_compile = False
-        if jit and not net.jit_compile:  # Keras switched XLA off for unsupported layers
-            print(f"warning: XLA is off: {strategy.describe_non_xla_layers(net)}", flush=True)
+
+def resume_epoch(run: rundir.RunDir, resume: bool) -> int:
+    """The epoch training starts from: after the last completed one with --resume, else 0."""
+    return int(run.read_metrics().get("epochs_completed", 0)) if resume else 0
+
+
+def build_and_compile(template: contract.Template, config: Config, plan: strategy.Plan,
+                      splits: pipeline.Splits, run: rundir.RunDir, resume: bool,
+                      initial_epoch: int) -> tuple[keras.Model, bool]:
+    """The model (the template's, or the last checkpoint's with --resume), compiled; and
+    whether it runs under XLA (inside the strategy's scope)."""
+    if resume:
+        net = rundir.load_model(run.last_checkpoint)
+        print(f"resuming {run.path} after epoch {initial_epoch}", flush=True)
+    else:
+        net = template.model.build_model(config, splits.meta)
+    jit = probe_xla(net, plan, splits.train[0][0])
+    if not resume:
+        net.compile(optimizer=make_optimizer(config, plan, len(splits.train)),
+                    jit_compile=jit, steps_per_execution=plan.steps_per_execution,
+                    **template.model.compile_args(config, splits.meta))
+    elif not jit:
+        net.jit_compile = False
+    return net, xla_kept(net, jit)
+
+
+def probe_xla(net: keras.Model, plan: strategy.Plan, sample: Any) -> bool:
+    """Whether to compile with XLA: the plan's choice, unless XLA fails on ``sample``
+    (TensorFlow only; the warning names the first failing layer)."""
+    jit = plan.jit_compile
+    if jit and plan.backend == "tensorflow":
+        failure = strategy.xla_failure(net, sample)
+        if failure:
+            print(f"warning: XLA cannot compile {failure}; training without XLA", flush=True)
             jit = False
+    return jit
 
+
+def xla_kept(net: keras.Model, jit: bool) -> bool:
+    """``jit``, unless Keras switched XLA off for unsupported layers (a warning names them)."""
+    if jit and not net.jit_compile:
+        print(f"warning: XLA is off: {strategy.describe_non_xla_layers(net)}", flush=True)
+        return False
+    return jit
+
+
+def save_run_settings(config: Config, plan: strategy.Plan, run: rundir.RunDir,
+                      meta: dict[str, Any], jit: bool) -> None:
+    """RUN/config.toml (resolved for this machine, with the XLA outcome) and RUN/meta.json."""
     resolved = strategy.resolve_config(config, plan)
     resolved["runtime"]["jit_compile"] = jit
     if plan.is_chief:
         rundir.atomic_write_text(run.config, dump_toml(resolved))
-        rundir.atomic_write_json(run.meta, splits.meta)
+        rundir.atomic_write_json(run.meta, meta)
+
+
+def make_callbacks(template: contract.Template, config: Config, plan: strategy.Plan,
+                   run: rundir.RunDir, splits: pipeline.Splits, epochs: int
+                   ) -> tuple[RunRecorder, list[keras.callbacks.Callback]]:
+    """The run recorder and every callback fit gets, in the order they must run."""
     monitor = str(get(config, "train.monitor"))
     recorder = RunRecorder(run, monitor=monitor,
                            mode=choice(config, "train.monitor_mode", ("min", "max")),
@@ -110,7 +162,13 @@ def _train(config: Config, plan: strategy.Plan, run: rundir.RunDir,
             monitor=monitor, mode=recorder.mode, patience=patience))
     if plan.is_chief:
         callbacks += tensorboard(run)
+    return recorder, callbacks
 
+
+def fit(net: keras.Model, config: Config, plan: strategy.Plan, splits: pipeline.Splits,
+        recorder: RunRecorder, callbacks: list[keras.callbacks.Callback], initial_epoch: int,
+        epochs: int) -> float:
+    """Train the remaining epochs, SIGTERM and Ctrl-C saving a checkpoint; the seconds taken."""
     started = time.perf_counter()
     if initial_epoch < epochs:
         # on a cluster, workers would stop at different steps and deadlock
@@ -118,7 +176,11 @@ def _train(config: Config, plan: strategy.Plan, run: rundir.RunDir,
             net.fit(splits.train, validation_data=splits.val, epochs=epochs,
                     initial_epoch=initial_epoch, callbacks=callbacks,
                     verbose=int(get(config, "train.verbose")) if plan.is_chief else 0)
-    seconds = time.perf_counter() - started
+    return time.perf_counter() - started
+
+
+def raise_if_stopped(recorder: RunRecorder, run: rundir.RunDir) -> None:
+    """TrainingInterrupted after a signal (how to resume), TrainingStopped after a NaN loss."""
     if recorder.stopped_at is not None:
         epoch, step = recorder.stopped_at
         where = f"in epoch {epoch} after step {step}" if step else f"after epoch {epoch}"
@@ -134,12 +196,13 @@ def _train(config: Config, plan: strategy.Plan, run: rundir.RunDir,
         raise TrainingStopped(
             f"loss became NaN or infinite in epoch {recorder.nan_epoch}; training stopped and "
             f"{kept} (try a lower train.learning_rate)")
-    if plan.hosts > 1:  # lets every worker show it ended with the chief's weights
-        rundir.atomic_write_json(run.path / "workers" / f"{plan.host_index}.json",
-                                 strategy.weights_fingerprint(net))
-    if not plan.is_chief:
-        return {}
 
+
+def final_report(template: contract.Template, config: Config, plan: strategy.Plan,
+                 run: rundir.RunDir, splits: pipeline.Splits, recorder: RunRecorder,
+                 seconds: float, test_source: Path | None) -> dict[str, Any]:
+    """Score the best checkpoint on validation (and a test split), write metrics.json and
+    the training curves, print the summary; metrics.json's contents."""
     with strategy.no_distribution():  # the report runs on this process alone, on all of val
         best = rundir.load_model(rundir.model_checkpoint(run))
         final = template.report.report(best, splits.val.unsharded(), splits.meta, run.plots)
@@ -157,22 +220,29 @@ def _train(config: Config, plan: strategy.Plan, run: rundir.RunDir,
                                     plan.global_batch, run.plots / "test")
         recorder.write_metrics(epochs_completed, test=test, scored_on="test")
     headline = template.headline(splits.meta)  # per task, or the template's HEADLINE
-    print(f"\nvalidation {headline}: {_number(final.get(headline))} "
-          f"(best epoch {recorder.best.get('epoch', '?')} of {epochs_completed}, "
-          f"{seconds:.0f} s)")
-    if f"chance_{headline}" in final:  # majority class, constant score, empty mask...
-        print(f"chance level: {_number(final[f'chance_{headline}'])} "
-              f"(what a model that learned nothing scores)")
-    if test is None:
-        print("these are validation numbers: the same rows chose the best checkpoint; set "
-              f"{_test_key(config) or 'a test split'} for a score on data training never saw")
-    else:
-        print(f"test {headline}: {_number(test.get(headline))} on {test['samples']} samples "
-              f"of {test['data']} (scored once, after training)")
-        if f"chance_{headline}" in test:
-            print(f"test chance level: {_number(test[f'chance_{headline}'])}")
+    print(summary(headline, final, test, best_epoch=recorder.best.get("epoch", "?"),
+                  epochs=epochs_completed, seconds=seconds, test_key=_test_key(config)))
     print(f"run directory: {run.path}\nplots: {run.plots}")
     return run.read_metrics()
+
+
+def summary(headline: str, final: dict[str, Any], test: dict[str, Any] | None, *,
+            best_epoch: Any, epochs: int, seconds: float, test_key: str | None) -> str:
+    """The lines train prints at the end: the headline, its chance level, the test score."""
+    lines = [f"\nvalidation {headline}: {_number(final.get(headline))} "
+             f"(best epoch {best_epoch} of {epochs}, {seconds:.0f} s)"]
+    if f"chance_{headline}" in final:  # majority class, constant score, empty mask...
+        lines.append(f"chance level: {_number(final[f'chance_{headline}'])} "
+                     f"(what a model that learned nothing scores)")
+    if test is None:
+        lines.append("these are validation numbers: the same rows chose the best checkpoint; "
+                     f"set {test_key or 'a test split'} for a score on data training never saw")
+    else:
+        lines.append(f"test {headline}: {_number(test.get(headline))} on {test['samples']} "
+                     f"samples of {test['data']} (scored once, after training)")
+        if f"chance_{headline}" in test:
+            lines.append(f"test chance level: {_number(test[f'chance_{headline}'])}")
+    return "\n".join(lines)
 
 
 def _test_key(config: Config) -> str | None:
