@@ -258,3 +258,19 @@ def test_video_mp4_when_ffmpeg_is_installed(tmp_path: Path) -> None:
 def test_registry_finds_the_writer() -> None:
     datasets = pytest.importorskip("appgen.datasets")
     assert datasets.get_writer("roads") is roads.write_roads
+
+
+def test_one_ray_per_pixel_matches_supersampling(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The fast default (one ray per pixel) draws the scene the 2x2 supersampled render draws."""
+    for index in range(3):
+        params, _ = _scene(index)
+        image, mask = roads.render_frame(params, np.random.default_rng(0), 66, 200)
+        monkeypatch.setattr(roads, "SUPERSAMPLE", 2)
+        image_ss, mask_ss = roads.render_frame(params, np.random.default_rng(0), 66, 200)
+        monkeypatch.setattr(roads, "SUPERSAMPLE", 1)
+        assert mask.dtype == np.uint8 and mask.shape == mask_ss.shape
+        assert set(np.unique(mask)) <= {roads.BACKGROUND, roads.DRIVABLE, roads.LANE_MARKING}
+        assert np.mean(mask == mask_ss) > 0.97
+        for value in (roads.DRIVABLE, roads.LANE_MARKING):  # every class still drawn
+            assert (mask == value).any() == (mask_ss == value).any()
+        assert np.abs(image.astype(int) - image_ss.astype(int)).mean() < 6.0
