@@ -15,6 +15,7 @@ import numpy as np
 
 from .errors import ConfigError, RunDirError
 from .rundir import RunDir, atomic_save_model, atomic_write_json, atomic_write_text
+from .strategy import no_distribution
 
 
 class RunRecorder(keras.callbacks.Callback):
@@ -146,7 +147,9 @@ class ExactValidationMetrics(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         if logs is None or not self.metrics:
             return
-        scores = np.asarray(self.model.predict(self.batches, verbose=0), dtype=np.float64)
+        with no_distribution():  # each process scores all of val: no cross-host arrays
+            scores = np.asarray(self.model.predict(self.batches, verbose=0),
+                                dtype=np.float64)
         labels = np.asarray(self.batches.targets)
         for name, metric in self.metrics.items():
             logs[f"val_{name}"] = float(metric(labels, scores))

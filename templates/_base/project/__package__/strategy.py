@@ -112,8 +112,8 @@ def _join_jax_cluster(coordinator: str | None, hosts: int, index: int) -> None:
     if coordinator is None:
         raise ConfigError(f"several JAX processes need the address of process 0: set "
                           f"{JOB_ADDRESSES}=host:port")
-    # CPU-only processes need a collectives implementation to all-reduce: gloo is JAX's
-    # default from 0.5 on, not before (the projects accept jax>=0.4.30).
+    # CPU-only processes need a collectives implementation to all-reduce: gloo is the
+    # default of recent JAX (0.10 here), not of every release the projects accept (>=0.4.30).
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
     # jax.distributed.initialize, then the same random seed on every process.
     keras.distribution.initialize(job_addresses=coordinator, num_processes=hosts,
