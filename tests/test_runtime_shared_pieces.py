@@ -130,3 +130,43 @@ def test_no_import_cycle_within_a_template(template: str) -> None:
     for module in sorted(graph):
         if module not in state:
             visit(module, [module])
+
+
+def test_class_folders_list_classes_and_files(tmp_path: Path) -> None:
+    class_folders = runtime.load("class_folders")
+    root = tmp_path / "data"
+    for name, count in (("cat", 3), ("dog", 2)):
+        for index in range(count):
+            (root / "train" / name).mkdir(parents=True, exist_ok=True)
+            (root / "train" / name / f"{index}.png").write_bytes(b"x")
+    (root / "train" / "dog" / "notes.txt").write_text("not an image")
+    (root / "val").mkdir()
+    train = class_folders.class_root(root)
+    assert train == root / "train"
+    assert class_folders.find_classes(train) == ["cat", "dog"]
+
+    def png(path: Path) -> bool:
+        return path.suffix == ".png"
+
+    files, labels = class_folders.list_files(train, ["cat", "dog"], png, ".png", cap=2)
+    assert [f.name for f in files] == ["0.png", "1.png", "0.png", "1.png"]
+    assert labels.tolist() == [0, 0, 1, 1] and str(labels.dtype) == "int32"
+    (train / "bird").mkdir()
+    with pytest.raises(errors.DataError, match=r"class folder .*bird holds no images \(.png\)"):
+        class_folders.list_files(train, ["bird", "cat"], png, ".png")
+    with pytest.raises(errors.DataError, match=r"bird is not one of the training classes"):
+        class_folders.list_files(train, ["cat", "dog"], png, ".png", training=False)
+    files, _ = class_folders.list_files(train, ["bird", "cat", "dog", "eel"], png, ".png",
+                                        training=False)  # missing classes are allowed here
+    assert len(files) == 5
+
+
+def test_class_folders_refuse_one_or_no_class(tmp_path: Path) -> None:
+    class_folders = runtime.load("class_folders")
+    with pytest.raises(errors.DataError, match="does not exist"):
+        class_folders.class_root(tmp_path / "missing")
+    with pytest.raises(errors.DataError, match="has no class folders; expected .*/<class>/"):
+        class_folders.find_classes(tmp_path)
+    (tmp_path / "only").mkdir()
+    with pytest.raises(errors.DataError, match=r"only one class \(only\); need at least 2"):
+        class_folders.find_classes(tmp_path)

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from . import class_folders
+from .class_folders import class_root, find_classes
 from .config import Config, choice, get
 from .errors import ConfigError, DataError
 from .images import SUFFIXES, is_slice_file, parse_window, read_slice
@@ -30,7 +32,7 @@ GROUPINGS = ("auto", "file")
 def load_splits(config: Config, *, batch_size: int) -> Splits:
     """Training and validation slices, split per patient unless ``data.val_dir`` is set."""
     root = class_root(Path(get(config, "data.dir")))
-    class_names = find_classes(root)
+    class_names = find_classes(root, "*.dcm|png|jpg")
     files, labels = list_files(root, class_names)
     images, groups = read_all(config, files)
     val_dir = str(get(config, "data.val_dir"))
@@ -81,51 +83,16 @@ def load_eval(config: Config, path: Path, meta: dict[str, Any], *, batch_size: i
     return Batches(images, labels, batch_size, training=False)
 
 
-def class_root(root: Path) -> Path:
-    """``root`` itself, or ``root/train`` when the classes sit there."""
-    if not root.is_dir():
-        raise DataError(f"data directory {root} does not exist (set data.dir in config.toml)")
-    train = root / "train"
-    return train if train.is_dir() else root
-
-
-def find_classes(root: Path) -> list[str]:
-    """Sub-folder names, sorted; at least two."""
-    names = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if len(names) < 2:
-        found = f"only {names[0]!r}" if names else "none"
-        raise DataError(f"{root} needs at least 2 class folders (<class>/*.dcm|png|jpg), "
-                        f"found {found}")
-    return names
-
-
 def list_files(root: Path, class_names: list[str], *, strict: bool = True
                ) -> tuple[list[Path], np.ndarray]:
-    """Every readable-looking file of each class folder, with its class index.
+    """Every slice file of each class folder, with its class index.
 
     ``strict``: every class folder must exist and hold images (training data);
     otherwise (validation, evaluation) folders of unknown classes are refused and
     missing ones allowed.
     """
-    if not strict:
-        unknown = sorted({p.name for p in root.iterdir() if p.is_dir()
-                          and not p.name.startswith(".")} - set(class_names))
-        if unknown:
-            raise DataError(f"{root / unknown[0]} is not one of the training classes "
-                            f"({', '.join(class_names)})")
-    files: list[Path] = []
-    labels: list[int] = []
-    for index, name in enumerate(class_names):
-        folder = root / name
-        found = sorted(p for p in folder.rglob("*") if is_slice_file(p)) if folder.is_dir() else []
-        if strict and not found:
-            raise DataError(f"class folder {folder} holds no images "
-                            f"({', '.join(SUFFIXES)})")
-        files += found
-        labels += [index] * len(found)
-    if not files:
-        raise DataError(f"{root} holds no images in its class folders")
-    return files, np.asarray(labels, dtype=np.int32)
+    return class_folders.list_files(root, class_names, is_slice_file, ", ".join(SUFFIXES),
+                                    training=strict)
 
 
 def read_all(config: Config, files: list[Path]) -> tuple[np.ndarray, list[str]]:

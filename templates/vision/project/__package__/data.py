@@ -10,7 +10,6 @@ normalisation and augmentation happen inside the model, on the device.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from .class_folders import class_root, find_classes, list_files
 from .config import Config, choice, get
 from .errors import DataError
 from .media import IMAGE_SUFFIXES, is_image, open_image
@@ -27,15 +27,16 @@ from .pipeline import Batches, Splits, one_hot, stratified_split
 Image.MAX_IMAGE_PIXELS = 20_000 * 20_000  # refuse decompression bombs beyond 400 MP
 # What Pillow raises for a file it cannot use; a bomb is refused when the header is read.
 UNREADABLE = (UnidentifiedImageError, OSError, ValueError, DataError)  # DataError: too large
+_KINDS = ", ".join(sorted(IMAGE_SUFFIXES))  # what a class folder must hold
 
 
 def load_splits(config: Config, *, batch_size: int) -> Splits:
     """Training and validation batches plus what the model needs to know."""
     root = Path(get(config, "data.dir"))
-    train_root = _train_root(root)
-    class_names = _class_names(train_root)
+    train_root = class_root(root)
+    class_names = find_classes(train_root)
     cap = int(get(config, "data.max_images"))
-    train_files, train_labels = _list_files(train_root, class_names, cap)
+    train_files, train_labels = list_files(train_root, class_names, is_image, _KINDS, cap=cap)
     val_dir = str(get(config, "data.val_dir"))
     val_root = Path(val_dir) if val_dir else (root / "val" if (root / "val").is_dir() else None)
 
@@ -44,7 +45,8 @@ def load_splits(config: Config, *, batch_size: int) -> Splits:
     on_bad = choice(config, "data.on_bad_file", ("error", "skip"))
     images, labels = read_images(train_files, train_labels, size, mode, on_bad)
     if val_root is not None:
-        val_files, val_labels = _list_files(val_root, class_names, 0, training=False)
+        val_files, val_labels = list_files(val_root, class_names, is_image, _KINDS,
+                                           training=False)
         val_images, val_labels = read_images(val_files, val_labels, size, mode, on_bad)
     else:
         seed = int(get(config, "runtime.seed"))
@@ -67,7 +69,8 @@ def load_splits(config: Config, *, batch_size: int) -> Splits:
 def load_eval(config: Config, path: Path, meta: dict[str, Any], *, batch_size: int) -> Batches:
     """Batches from another folder of class folders, with the training run's classes."""
     class_names = list(meta["class_names"])
-    files, labels = _list_files(_train_root(Path(path)), class_names, 0, training=False)
+    files, labels = list_files(class_root(Path(path)), class_names, is_image, _KINDS,
+                               training=False)
     height, _, channels = meta["image_shape"]
     images, labels = read_images(files, labels, height, "grayscale" if channels == 1 else "rgb",
                                  choice(config, "data.on_bad_file", ("error", "skip")))
@@ -111,50 +114,6 @@ def _decode(path: Path, size: int, mode: str) -> tuple[np.ndarray | None, str]:
     except UNREADABLE as err:
         return None, str(err).split("\n")[0] or type(err).__name__
     return (array[..., None] if array.ndim == 2 else array), ""
-
-
-def _train_root(root: Path) -> Path:
-    if not root.is_dir():
-        raise DataError(f"data directory {root} does not exist (set data.dir in config.toml)")
-    return root / "train" if (root / "train").is_dir() else root
-
-
-def _class_names(train_root: Path) -> list[str]:
-    names = sorted(p.name for p in train_root.iterdir()
-                   if p.is_dir() and not p.name.startswith(".") and p.name != "val")
-    if not names:
-        raise DataError(f"{train_root} has no class folders; expected {train_root}/<class>/*.png")
-    if len(names) == 1:
-        raise DataError(f"{train_root} has only one class ({names[0]}); need at least two")
-    return names
-
-
-def _list_files(root: Path, class_names: list[str], cap: int, training: bool = True
-                ) -> tuple[list[Path], np.ndarray]:
-    files: list[Path] = []
-    labels: list[int] = []
-    if not root.is_dir():
-        raise DataError(f"data directory {root} does not exist")
-    for index, name in enumerate(class_names):
-        folder = root / name
-        found = sorted(_images_in(folder)) if folder.is_dir() else []
-        if not found and training:
-            raise DataError(f"class folder {folder} has no images "
-                            f"({', '.join(sorted(IMAGE_SUFFIXES))})")
-        found = found[:cap] if cap > 0 else found
-        files += found
-        labels += [index] * len(found)
-    unknown = [p.name for p in root.iterdir() if p.is_dir() and p.name not in class_names
-               and not p.name.startswith(".") and p.name not in ("train", "val")]
-    if unknown and not training:
-        raise DataError(f"{root} has class folders the model was not trained on: {unknown}")
-    if not files:
-        raise DataError(f"no images found under {root}")
-    return files, np.asarray(labels, dtype=np.int32)
-
-
-def _images_in(folder: Path) -> Iterable[Path]:
-    return (p for p in folder.rglob("*") if is_image(p))
 
 
 def _image_size(config: Config, files: list[Path]) -> int:
