@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 from . import plots
-from .baseline import baseline_scores
+from .baseline import baseline_scores, check_baseline
 from .classification import roc_auc
 from .pipeline import Batches
 
@@ -48,10 +48,12 @@ def report(model: keras.Model, batches: Batches, meta: dict[str, Any], plots_dir
     threshold, chosen = choose_threshold(curve, costs, settings["threshold"])
     results.update(threshold=threshold, threshold_rule=settings["threshold"], **chosen)
     trained = (meta.get("trained") or {}).get("threshold")  # set by evaluate, a test split
-    if trained is not None:  # evaluate on other data: also show the saved operating point
+    if trained is not None:  # other data: also show the operating point chosen on validation
         results["at_trained_threshold"] = operating_point(labels, scores, trained, settings)
 
-    base = baseline_scores(batches.inputs, meta["features"], meta["baseline"])
+    width = batches.inputs["numeric"].shape[1] if "numeric" in batches.inputs else 0
+    saved = check_baseline(meta.get("baseline"), meta["features"], width)
+    base = baseline_scores(batches.inputs, meta["features"], saved)
     results["baseline_pr_auc"] = average_precision(labels, base)
     results["baseline_roc_auc"] = roc_auc(labels, base)
     _plot_curves(labels, scores, base, curve, threshold, plots_dir)
