@@ -73,11 +73,12 @@ _NOISE = re.compile(
 def _import_keras_quietly(backend: str, tensorflow_too: bool = False) -> None:
     """Import Keras (and list the devices) with TensorFlow's start-up lines filtered out.
 
-    Left alone when the user set TF_CPP_MIN_LOG_LEVEL: then they chose what to see.
+    Left alone when the user set TF_CPP_MIN_LOG_LEVEL=0 (show everything). Any other level
+    asks for quiet, and TensorFlow 2.21 prints these lines before the level applies.
     """
-    if "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
         return
-    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with _filtered_stderr():
         import keras  # noqa: F401
 
