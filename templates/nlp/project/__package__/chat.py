@@ -9,26 +9,29 @@ with room for a reply, the oldest turns are dropped first.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass, field
 
 from .seq_text import START_ID, detokenize
 from .tokenizer import WordPiece
 
 
+@dataclass
 class Conversation:
     """Turns so far, and the prompt ids for the next one."""
 
-    def __init__(self, tokenizer: WordPiece, vocabulary: Sequence[str], length: int, *,
-                 user: str, assistant: str, reply_budget: int) -> None:
-        self.tokenizer = tokenizer
-        self.vocabulary = vocabulary
-        self.length = length
-        self.user = user
-        self.assistant = assistant
-        self.reply_budget = reply_budget
-        self.user_ids = tokenizer.encode(user)
-        self.assistant_ids = tokenizer.encode(assistant)
-        self.turns: list[tuple[str, str]] = []
-        self.dropped = 0  # turns no longer in the prompt
+    tokenizer: WordPiece
+    vocabulary: Sequence[str]
+    length: int
+    _: KW_ONLY
+    user: str
+    assistant: str
+    reply_budget: int
+    turns: list[tuple[str, str]] = field(default_factory=list)
+    dropped: int = 0  # turns no longer in the prompt
+
+    def __post_init__(self) -> None:
+        self.user_ids = self.tokenizer.encode(self.user)
+        self.assistant_ids = self.tokenizer.encode(self.assistant)
 
     def prompt(self, message: str) -> list[int]:
         """``[START]`` + the turns that fit + the new message and the assistant marker."""
