@@ -170,3 +170,24 @@ def test_class_folders_refuse_one_or_no_class(tmp_path: Path) -> None:
     (tmp_path / "only").mkdir()
     with pytest.raises(errors.DataError, match=r"only one class \(only\); need at least 2"):
         class_folders.find_classes(tmp_path)
+
+
+def _decode_marked(path: Path) -> tuple[np.ndarray | None, str, str]:
+    """A stand-in decoder: files named bad* fail, the rest give a tiny frame."""
+    if path.name.startswith("bad"):
+        return None, "", "not an image"
+    return np.full((2, 2), int(path.stem[-1]), np.uint8), path.stem, ""
+
+
+def test_decode_all_keeps_order_and_names_the_first_bad_file(capsys: pytest.CaptureFixture[str]
+                                                             ) -> None:
+    media = runtime.load("media")
+    files = [Path("a1.png"), Path("bad2.png"), Path("c3.png")]
+    with pytest.raises(errors.DataError, match=r"cannot read image bad2.png: not an image"):
+        media.decode_all(files, _decode_marked, "error")
+    arrays, keep, extras = media.decode_all(files, _decode_marked, "skip")
+    assert keep == [0, 2] and extras == ["a1", "c3"]
+    assert arrays.shape == (2, 2, 2) and arrays[1, 0, 0] == 3
+    assert "skipped 1 unreadable image(s), first: bad2.png" in capsys.readouterr().out
+    with pytest.raises(errors.DataError, match="no readable images left"):
+        media.decode_all([Path("bad1.png")], _decode_marked, "skip")

@@ -50,6 +50,42 @@ def open_image(path: Path) -> Any:
     return image
 
 
+# What a bad image file raises while decoding; DataError: over limits.image_megapixels.
+UNREADABLE: tuple[type[BaseException], ...] = (OSError, ValueError, DataError)
+
+
+def decode_all(files: list[Path], decode: Callable[[Path], tuple[Any, Any, str]], on_bad: str
+               ) -> tuple[Any, list[int], list[Any]]:
+    """Decode ``files`` in parallel threads with ``decode(path) -> (array | None, extra, error)``.
+
+    A file that gives no array stops with a DataError naming it, or, with ``on_bad ==
+    "skip"``, is left out and counted in one warning line. Returns the stacked arrays, the
+    indices of the files kept, and each kept file's ``extra``.
+    """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 2)) as pool:
+        decoded = list(pool.map(decode, files))
+    bad = [(f, err) for f, (array, _, err) in zip(files, decoded, strict=True) if array is None]
+    if bad and on_bad == "error":
+        raise DataError(f"cannot read image {bad[0][0]}: {bad[0][1]} "
+                        "(fix or remove it, or set data.on_bad_file = \"skip\")")
+    if bad:
+        print(f"warning: skipped {len(bad)} unreadable image(s), first: {bad[0][0]} ({bad[0][1]})")
+    keep = [i for i, (array, _, _) in enumerate(decoded) if array is not None]
+    if not keep:
+        raise DataError("no readable images left after skipping bad files")
+    return np.stack([decoded[i][0] for i in keep]), keep, [decoded[i][1] for i in keep]
+
+
+def first_line(err: BaseException) -> str:
+    """An exception as one line for an error message."""
+    return str(err).split("\n")[0] or type(err).__name__
+
+
 class Video:
     """The frames of one video file, in order, as BGR arrays (OpenCV's order).
 

@@ -12,8 +12,6 @@ flipped with its frame) and steering balancing (rare sharp turns drawn more ofte
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +20,7 @@ from PIL import Image, UnidentifiedImageError
 
 from .config import Config, choice, get
 from .errors import ConfigError, DataError
-from .media import IMAGE_SUFFIXES, open_image
+from .media import IMAGE_SUFFIXES, UNREADABLE, decode_all, first_line, open_image
 from .overlap import warn_overlap
 from .pipeline import Batches, BatchTransform, Splits
 from .tables import open_table
@@ -279,20 +277,10 @@ def _read_masks(root: Path, files: list[Path], size: tuple[int, int], num_classe
 def _decode_all(files: list[Path], size: tuple[int, int], mode: str, on_bad: str
                 ) -> tuple[np.ndarray, list[int], list[tuple[Path, tuple[int, int]]]]:
     """Decode in parallel; returns (frames, indices kept, resized files with their size)."""
-    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 2)) as pool:
-        decoded = list(pool.map(lambda f: _decode(f, size, mode), files))
-    bad = [(f, err) for f, (img, _, err) in zip(files, decoded, strict=True) if img is None]
-    if bad and on_bad == "error":
-        raise DataError(f"cannot read image {bad[0][0]}: {bad[0][1]} "
-                        "(fix or remove it, or set data.on_bad_file = \"skip\")")
-    if bad:
-        print(f"warning: skipped {len(bad)} unreadable image(s), first: {bad[0][0]} ({bad[0][1]})")
-    keep = [i for i, (img, _, _) in enumerate(decoded) if img is not None]
-    images = [img for img, _, _ in decoded if img is not None]
-    if not images:
-        raise DataError("no readable images left after skipping bad files")
-    resized = [(files[i], decoded[i][1]) for i in keep if decoded[i][1] != (size[1], size[0])]
-    return np.stack(images), keep, resized
+    images, keep, originals = decode_all(files, lambda path: _decode(path, size, mode), on_bad)
+    resized = [(files[i], original) for i, original in zip(keep, originals, strict=True)
+               if original != (size[1], size[0])]
+    return images, keep, resized
 
 
 def _decode(path: Path, size: tuple[int, int], mode: str
@@ -305,8 +293,8 @@ def _decode(path: Path, size: tuple[int, int], mode: str
             if original != (size[1], size[0]):
                 pixels = pixels.resize((size[1], size[0]), Image.Resampling.BILINEAR)
             array = np.asarray(pixels, dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError, DataError) as err:
-        return None, (0, 0), str(err).split("\n")[0] or type(err).__name__
+    except UNREADABLE as err:
+        return None, (0, 0), first_line(err)
     return array, original, ""
 
 

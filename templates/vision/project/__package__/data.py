@@ -9,24 +9,19 @@ normalisation and augmentation happen inside the model, on the device.
 
 from __future__ import annotations
 
-import os
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from .class_folders import class_root, find_classes, list_files
 from .config import Config, choice, get
 from .errors import DataError
-from .media import IMAGE_SUFFIXES, is_image, open_image
+from .media import IMAGE_SUFFIXES, UNREADABLE, decode_all, first_line, is_image, open_image
 from .overlap import warn_overlap
 from .pipeline import Batches, Splits, one_hot, stratified_split
 
-Image.MAX_IMAGE_PIXELS = 20_000 * 20_000  # refuse decompression bombs beyond 400 MP
-# What Pillow raises for a file it cannot use; a bomb is refused when the header is read.
-UNREADABLE = (UnidentifiedImageError, OSError, ValueError, DataError)  # DataError: too large
 _KINDS = ", ".join(sorted(IMAGE_SUFFIXES))  # what a class folder must hold
 
 
@@ -80,31 +75,19 @@ def load_eval(config: Config, path: Path, meta: dict[str, Any], *, batch_size: i
 def read_images(files: list[Path], labels: np.ndarray, size: int, mode: str, on_bad: str
                 ) -> tuple[np.ndarray, np.ndarray]:
     """Decode and resize every file in parallel; bad files raise or are skipped and counted."""
-    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) + 2)) as pool:
-        decoded = list(pool.map(lambda f: _decode(f, size, mode), files))
-    bad = [(f, err) for f, (img, err) in zip(files, decoded, strict=True) if img is None]
-    if bad and on_bad == "error":
-        path, reason = bad[0]
-        raise DataError(f"cannot read image {path}: {reason} "
-                        "(fix or remove it, or set data.on_bad_file = \"skip\")")
-    if bad:
-        print(f"warning: skipped {len(bad)} unreadable image(s), first: {bad[0][0]} ({bad[0][1]})")
-    keep = [i for i, (img, _) in enumerate(decoded) if img is not None]
-    images = [img for img, _ in decoded if img is not None]
-    if not images:
-        raise DataError("no readable images left after skipping bad files")
-    return np.stack(images), labels[keep]
+    images, keep, _ = decode_all(files, lambda path: _decode(path, size, mode), on_bad)
+    return images, labels[keep]
 
 
 def read_image(path: Path, size: int, mode: str) -> np.ndarray:
     """One image as uint8 ``size x size x channels``; DataError naming the file if unreadable."""
-    image, err = _decode(path, size, mode)
+    image, _, err = _decode(path, size, mode)
     if image is None:
         raise DataError(f"cannot read image {path}: {err}")
     return image
 
 
-def _decode(path: Path, size: int, mode: str) -> tuple[np.ndarray | None, str]:
+def _decode(path: Path, size: int, mode: str) -> tuple[np.ndarray | None, None, str]:
     try:
         with open_image(path) as img:
             img.draft("L" if mode == "grayscale" else "RGB", (size, size))  # fast JPEG downscale
@@ -112,8 +95,8 @@ def _decode(path: Path, size: int, mode: str) -> tuple[np.ndarray | None, str]:
             pixels = pixels.resize((size, size), Image.Resampling.BILINEAR)
             array = np.asarray(pixels, dtype=np.uint8)
     except UNREADABLE as err:
-        return None, str(err).split("\n")[0] or type(err).__name__
-    return (array[..., None] if array.ndim == 2 else array), ""
+        return None, None, first_line(err)
+    return (array[..., None] if array.ndim == 2 else array), None, ""
 
 
 def _image_size(config: Config, files: list[Path]) -> int:
