@@ -267,12 +267,15 @@ def peak_rss_of(project: Path, *args: str) -> tuple[subprocess.CompletedProcess[
     """Run ``python -m PACKAGE args`` and return it with its peak resident memory in MB."""
     report = project / ".peak_rss"
     script = textwrap.dedent(f"""\
-        import resource, runpy, sys
+        import runpy, sys
         sys.argv = [{project.name!r}, *{list(args)!r}]
         try:
             runpy.run_module({project.name!r}, run_name="__main__", alter_sys=True)
         finally:
-            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+            # VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec, so a child of a
+            # large pytest process would report the parent's peak.
+            status = open("/proc/self/status").read()
+            peak = int(status.split("VmHWM:")[1].split()[0]) // 1024
             open({str(report)!r}, "w").write(str(peak))
     """)
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
