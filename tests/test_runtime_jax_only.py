@@ -27,10 +27,10 @@ pytestmark = pytest.mark.slow
 
 HIDDEN = ("tensorflow", "tensorboard", "tf2onnx", "tf_keras")
 
-NLP_TINY = ("model.embedding_dim=64", "model.num_layers=1", "model.num_heads=2",
-            "model.intermediate_dim=128", "train.batch_size=32", 'tokenizer.learner="python"')
-
-# name: (template, task, training overrides, predict inputs relative to the project)
+# name: (template, task, training overrides, predict inputs relative to the project).
+# Every template once, plus medical classification (its exact per-epoch AUC) and driving
+# segmentation; nlp's translation and causal_lm train on JAX in test_template_nlp.py (with
+# TensorFlow installed), to keep CI within its time budget.
 CASES: dict[str, tuple[str, str | None, tuple[str, ...], tuple[str, ...]]] = {
     "vision": ("vision", None, ("data.max_images=30", "train.batch_size=32"),
                ("data/train/7",)),
@@ -39,7 +39,7 @@ CASES: dict[str, tuple[str, str | None, tuple[str, ...], tuple[str, ...]]] = {
     "driving": ("driving", "steering", ("train.batch_size=16",), ("data",)),
     "driving-segmentation": ("driving", "segmentation",
                              ("model.width=4", "model.depth=2", "train.batch_size=8"),
-                             ("data",)),
+                             ("data",)),  # predict on frames with steering labels once crashed
     "medical": ("medical", None, ("data.max_cases=3", "data.max_size=32", "model.width=4",
                                   "model.depth=2", "train.batch_size=8"), ("@val_case",)),
     "medical-classification": ("medical", "classification",
@@ -47,10 +47,6 @@ CASES: dict[str, tuple[str, str | None, tuple[str, ...], tuple[str, ...]]] = {
                                 "train.batch_size=16"), ("data/lesion",)),
     "nlp": ("nlp", None, ("data.max_rows=600", "train.batch_size=32"),
             ("the acting was not bad at all",)),
-    "nlp-translation": ("nlp", "translation", (*NLP_TINY, "data.max_rows=300",
-                                               "predict.beam_width=2"),
-                        ("a small fox finds the book",)),
-    "nlp-causal_lm": ("nlp", "causal_lm", (*NLP_TINY, "data.max_rows=200"), ("hi there",)),
 }
 
 # per-epoch metric and final-report metric that must be one number (issue 15, item 14)
