@@ -17,8 +17,8 @@ from project_runner import generate
 
 pytestmark = pytest.mark.slow
 
-CASES = [("vision", None), ("fraud", None), ("driving", None), ("nlp", "classification"),
-         ("medical", "segmentation"), ("medical", "classification")]
+CASES = [("vision", None), ("fraud", None), ("driving", None), ("driving", "segmentation"),
+         ("nlp", "classification"), ("medical", "segmentation"), ("medical", "classification")]
 
 
 @pytest.mark.parametrize(("template", "task"), CASES,
