@@ -16,24 +16,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
 
 from appgen import catalog
-from appgen.cli import main
 from appgen.render import RenderRequest, render_project
 
-
-def run(*args: str) -> tuple[int, str]:
-    result = CliRunner().invoke(main, list(args))
-    return result.exit_code, result.stderr
-
-
-def assert_one_line_error(code: int, err: str, *needles: str) -> None:
-    assert code == 2, err
-    lines = err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), err
-    for needle in needles:
-        assert needle in lines[0], err
+from .cli_helpers import assert_one_line_error, run
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
