@@ -18,11 +18,16 @@ PACKAGE = "appgen_runtime_under_test"
 
 def load(module: str) -> ModuleType:
     """Return ``PACKAGE.module`` loaded from the template's source files."""
-    if PACKAGE not in sys.modules:
+    return load_from(PACKAGE, RUNTIME_DIR, module)
+
+
+def load_from(package: str, folder: Path, module: str) -> ModuleType:
+    """``package.module``, with ``folder`` imported once as the package ``package``."""
+    if package not in sys.modules:
         spec = importlib.util.spec_from_file_location(
-            PACKAGE, RUNTIME_DIR / "__init__.py", submodule_search_locations=[str(RUNTIME_DIR)])
+            package, folder / "__init__.py", submodule_search_locations=[str(folder)])
         assert spec is not None and spec.loader is not None
-        package = importlib.util.module_from_spec(spec)
-        sys.modules[PACKAGE] = package
-        spec.loader.exec_module(package)
-    return importlib.import_module(f"{PACKAGE}.{module}")
+        loaded = importlib.util.module_from_spec(spec)
+        sys.modules[package] = loaded
+        spec.loader.exec_module(loaded)
+    return importlib.import_module(f"{package}.{module}")

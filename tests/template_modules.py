@@ -8,13 +8,12 @@ imports the module from it. ``package_dir`` gives that folder, for a subprocess.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 from types import ModuleType
+
+from runtime import load_from
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 _BUILT: dict[str, Path] = {}
@@ -40,13 +39,4 @@ def package_dir(template: str) -> Path:
 
 def load(template: str, module: str) -> ModuleType:
     """``module`` of ``template`` as the generated project would import it."""
-    name = package_name(template)
-    if name not in sys.modules:
-        folder = package_dir(template)
-        spec = importlib.util.spec_from_file_location(
-            name, folder / "__init__.py", submodule_search_locations=[str(folder)])
-        assert spec is not None and spec.loader is not None
-        package = importlib.util.module_from_spec(spec)
-        sys.modules[name] = package
-        spec.loader.exec_module(package)
-    return importlib.import_module(f"{name}.{module}")
+    return load_from(package_name(template), package_dir(template), module)
