@@ -34,20 +34,27 @@ def _start_train(project: Path, *args: str) -> subprocess.Popen[str]:
 
 
 def _wait_for_lock(run: Path, process: subprocess.Popen[str], timeout: float = 180) -> dict:
+    """The lock's content once ``process`` holds it; ``process`` is then paused (SIGSTOP) so
+    that it cannot finish early (early stopping, a fast machine) and release the lock while
+    the test still relies on it. ``_stop`` resumes and ends it."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(f"train exited early: {process.communicate()[1][-2000:]}")
         try:
-            return json.loads((run / ".lock").read_text())
+            lock = json.loads((run / ".lock").read_text())
         except (FileNotFoundError, ValueError):
             time.sleep(0.2)
+            continue
+        process.send_signal(signal.SIGSTOP)
+        return lock
     pytest.fail("train never locked its run directory")
 
 
 def _stop(process: subprocess.Popen[str]) -> None:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGCONT)
     try:
         process.communicate(timeout=120)
     except subprocess.TimeoutExpired:
