@@ -1,4 +1,4 @@
-"""Command line of this project: train, evaluate, predict, export, bench.
+"""Command line of this project: train, tune, runs, evaluate, predict, export, bench.
 
     python -m PACKAGE train [--config config.toml] [--set KEY=VALUE]... [--run-dir DIR] [--resume]
 
@@ -166,7 +166,7 @@ def _run(action: Callable[[], Any]) -> None:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
-    """Train, evaluate, predict with, export and benchmark this project's model."""
+    """Train, tune, list runs, evaluate, predict with, export and benchmark this project's model."""
 
 
 @cli.command()
@@ -268,6 +268,45 @@ def bench(config_path: Path, overrides: tuple[str, ...], out: Path,
         from .bench import run_bench
 
         run_bench(config_path, list(overrides), out, run_dir)
+    _run(action)
+
+
+@cli.command()
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=DEFAULT_CONFIG,
+              show_default=True, help="Config file; its [tune] table is the search.")
+@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+              help="Override a config value for every trial, e.g. --set tune.max_trials=4.")
+@click.option("--sweep-dir", type=click.Path(path_type=Path), default=None,
+              help="Where to write the sweep (default runs/sweep-<timestamp>).")
+@click.option("--resume", is_flag=True,
+              help="Continue the sweep in --sweep-dir; finished trials are not run again.")
+def tune(config_path: Path, overrides: tuple[str, ...], sweep_dir: Path | None,
+         resume: bool) -> None:
+    """Search the [tune.space] keys with KerasTuner; each trial is a run directory."""
+    def action() -> None:
+        source = sweep_dir / "config.toml" if resume and sweep_dir else config_path
+        _check_project_folder(source)
+        from .tune import check_tune_config
+
+        check_tune_config(load_config(source, overrides))  # a bad [tune] table: one line
+        _select_backend(source, overrides, tensorboard=True)
+        from .tune import run_tune
+
+        click.echo(run_tune(config_path, list(overrides), sweep_dir, resume))
+    _run(action)
+
+
+@cli.command()
+@click.option("--dir", "root", type=click.Path(path_type=Path), default=Path("runs"),
+              show_default=True, help="Folder holding the runs (and sweeps).")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=DEFAULT_CONFIG,
+              show_default=True, help="The defaults each run is compared with.")
+def runs(root: Path, config_path: Path) -> None:
+    """List the runs: monitor at the best epoch, epochs, time, what differs from config."""
+    def action() -> None:
+        from .runs import list_runs
+
+        click.echo(list_runs(root, config_path))
     _run(action)
 
 

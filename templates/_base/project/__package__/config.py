@@ -61,6 +61,8 @@ RANGES: dict[str, tuple[float, bool, float | None, bool]] = {
     "gpus_per_node": (1, True, None, False),
     "dropout": (0, True, 1, False),
     "val_fraction": (0, True, 1, False),
+    "max_trials": (1, True, None, False),
+    "trial_epochs": (0, True, None, False),
 }
 
 
@@ -170,6 +172,17 @@ def choice(config: Config, key: str, allowed: tuple[str, ...]) -> str:
     return str(value)
 
 
+def flatten(config: Config, prefix: str = "") -> dict[str, Any]:
+    """``{"train.learning_rate": 0.003, ...}``: every leaf of ``config`` under its dotted key."""
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def dump_toml(config: Config) -> str:
     """Write a nested dict of scalars and lists as TOML (tables after plain keys)."""
     lines: list[str] = []
@@ -204,7 +217,10 @@ def _dump_table(table: Config, prefix: list[str], lines: list[str]) -> None:
     if prefix and scalars:
         lines.append(f"\n[{'.'.join(prefix)}]")
     for key, value in scalars.items():
-        lines.append(f"{key} = {format_value(value)}")
+        # [tune.space] keys are dotted config keys: quoted, or TOML would read them as tables
+        bare = key.isascii() and key.replace("_", "").replace("-", "").isalnum()
+        name = key if bare else format_value(key)
+        lines.append(f"{name} = {format_value(value)}")
     for key, value in table.items():
         if isinstance(value, dict):
             _dump_table(value, [*prefix, key], lines)

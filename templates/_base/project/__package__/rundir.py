@@ -82,9 +82,9 @@ class RunDir:
         return _read_json_object(self.metrics)
 
 
-def new_run_path(base: str | Path = "runs") -> Path:
-    """A fresh ``runs/YYYYmmdd-HHMMSS`` path (suffixed when taken)."""
-    stamp = time.strftime("%Y%m%d-%H%M%S")
+def new_run_path(base: str | Path = "runs", prefix: str = "") -> Path:
+    """A fresh ``runs/<prefix>YYYYmmdd-HHMMSS`` path (suffixed when taken)."""
+    stamp = prefix + time.strftime("%Y%m%d-%H%M%S")
     candidate = Path(base) / stamp
     suffix = 1
     while candidate.exists():
