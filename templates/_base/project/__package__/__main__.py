@@ -184,7 +184,10 @@ def train(config_path: Path, overrides: tuple[str, ...], run_dir: Path | None,
     def action() -> None:
         source = run_dir / "config.toml" if resume and run_dir else config_path
         _check_project_folder(source)
-        load_config(source, overrides)  # a wrong key or value: one line, before Keras starts
+        config = load_config(source, overrides)  # a wrong key or value: one line, before Keras
+        from .tracking import check
+
+        check(config)  # tracking = "mlflow" without mlflow installed
         _select_backend(source, overrides, tensorboard=True)
         from .train import run_training
 
@@ -288,7 +291,13 @@ def tune(config_path: Path, overrides: tuple[str, ...], sweep_dir: Path | None,
         _check_project_folder(source)
         from .tune import check_tune_config
 
-        check_tune_config(load_config(source, overrides))  # a bad [tune] table: one line
+        config = load_config(source, overrides)
+        check_tune_config(config)  # a bad [tune] table: one line, before Keras starts
+        from .tracking import check
+
+        check(config)
+        if not _installed("keras_tuner"):
+            raise ProjectError("tune needs KerasTuner: pip install -e .[tune]")
         _select_backend(source, overrides, tensorboard=True)
         from .tune import run_tune
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import keras
 
-from . import contract, pipeline, plots, rundir, strategy
+from . import contract, pipeline, plots, rundir, strategy, tracking
 from .callbacks import ExactValidationMetrics, RunRecorder, tensorboard
 from .config import Config, choice, dump_toml, get, load_config
 from .errors import ConfigError, DataError, ProjectError, TrainingInterrupted, TrainingStopped
@@ -67,16 +67,20 @@ def _train(config: Config, plan: strategy.Plan, run: rundir.RunDir,
     splits.train.start_at_epoch(initial_epoch)
     with scope:
         net, jit = build_and_compile(template, config, plan, splits, run, resume, initial_epoch)
-    save_run_settings(config, plan, run, splits.meta, jit)
+    resolved = save_run_settings(config, plan, run, splits.meta, jit)
     recorder, callbacks = make_callbacks(template, config, plan, run, splits, epochs)
-    seconds = fit(net, config, plan, splits, recorder, callbacks, initial_epoch, epochs)
-    raise_if_stopped(recorder, run)
-    if plan.hosts > 1:  # lets every worker show it ended with the chief's weights
-        rundir.atomic_write_json(run.path / "workers" / f"{plan.host_index}.json",
-                                 strategy.weights_fingerprint(net))
-    if not plan.is_chief:
-        return {}
-    return final_report(template, config, plan, run, splits, recorder, seconds, test_source)
+    # runtime.tracking: the chief logs params, epochs, final metrics, plots, best checkpoint
+    with tracking.tracked(config if plan.is_chief else {"runtime": {"tracking": "none"}},
+                          resolved, run.path, tracking.project_tags(splits.meta, plan)) as tracker:
+        callbacks.append(tracking.epoch_callback(tracker))
+        seconds = fit(net, config, plan, splits, recorder, callbacks, initial_epoch, epochs)
+        raise_if_stopped(recorder, run)
+        if plan.hosts > 1:  # lets every worker show it ended with the chief's weights
+            rundir.atomic_write_json(run.path / "workers" / f"{plan.host_index}.json",
+                                     strategy.weights_fingerprint(net))
+        if not plan.is_chief:
+            return {}
+        return final_report(template, config, plan, run, splits, recorder, seconds, test_source)
 
 
 def load_data(template: contract.Template, config: Config, plan: strategy.Plan
@@ -134,13 +138,15 @@ def xla_kept(net: keras.Model, jit: bool) -> bool:
 
 
 def save_run_settings(config: Config, plan: strategy.Plan, run: rundir.RunDir,
-                      meta: dict[str, Any], jit: bool) -> None:
-    """RUN/config.toml (resolved for this machine, with the XLA outcome) and RUN/meta.json."""
+                      meta: dict[str, Any], jit: bool) -> Config:
+    """RUN/config.toml (resolved for this machine, with the XLA outcome) and RUN/meta.json;
+    the resolved config."""
     resolved = strategy.resolve_config(config, plan)
     resolved["runtime"]["jit_compile"] = jit
     if plan.is_chief:
         rundir.atomic_write_text(run.config, dump_toml(resolved))
         rundir.atomic_write_json(run.meta, meta)
+    return resolved
 
 
 def make_callbacks(template: contract.Template, config: Config, plan: strategy.Plan,
