@@ -282,14 +282,18 @@ def bench(config_path: Path, overrides: tuple[str, ...], out: Path,
 @click.option("--sweep-dir", type=click.Path(path_type=Path), default=None,
               help="Where to write the sweep (default runs/sweep-<timestamp>).")
 @click.option("--resume", is_flag=True,
-              help="Continue the sweep in --sweep-dir; finished trials are not run again.")
+              help="Continue the sweep in --sweep-dir; finished trials are not run again "
+                   "(--set tune.max_trials=N extends it).")
 def tune(config_path: Path, overrides: tuple[str, ...], sweep_dir: Path | None,
          resume: bool) -> None:
     """Search the [tune.space] keys with KerasTuner; each trial is a run directory."""
     def action() -> None:
         source = sweep_dir / "config.toml" if resume and sweep_dir else config_path
         _check_project_folder(source)
-        from .tune import check_tune_config
+        from .tune import check_resume_overrides, check_tune_config
+
+        if resume:
+            check_resume_overrides(overrides)
 
         config = load_config(source, overrides)
         check_tune_config(config)  # a bad [tune] table: one line, before Keras starts

@@ -198,7 +198,8 @@ def run_tune(config_path: Path, overrides: list[str], sweep_path: Path | None,
             raise ProjectError("tune --resume needs --sweep-dir of the sweep to continue")
         if not (sweep_path / "config.toml").is_file():
             raise RunDirError(f"{sweep_path} is not a sweep folder (no config.toml)")
-        config_path, overrides = sweep_path / "config.toml", []
+        check_resume_overrides(overrides)
+        config_path = sweep_path / "config.toml"
     config = load_config(config_path, overrides)
     dimensions = check_tune_config(config)
     chief = os.environ.get("KERASTUNER_TUNER_ID", "chief") == "chief"
@@ -218,6 +219,14 @@ def run_tune(config_path: Path, overrides: list[str], sweep_path: Path | None,
     if not chief:
         return f"worker {os.environ['KERASTUNER_TUNER_ID']} done"
     return finish(sweep, tuner.oracle)
+
+
+def check_resume_overrides(overrides: list[str] | tuple[str, ...]) -> None:
+    """``--resume`` continues the sweep as it started: only its trial budget may change."""
+    for item in overrides:
+        if item.partition("=")[0].strip() != "tune.max_trials":
+            raise ConfigError(f"tune --resume runs the sweep's own config; only "
+                              f"tune.max_trials can change, not {item!r}")
 
 
 def _open_sweep(path: Path, config: Config, resume: bool) -> None:
