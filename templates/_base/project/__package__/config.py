@@ -63,6 +63,8 @@ RANGES: dict[str, tuple[float, bool, float | None, bool]] = {
     "val_fraction": (0, True, 1, False),
     "max_trials": (1, True, None, False),
     "trial_epochs": (0, True, None, False),
+    "tune_workers": (1, True, None, False),
+    "tune_port": (1, True, 65535, True),
 }
 
 

@@ -144,9 +144,10 @@ class Sweep:
     """A sweep folder and how one of its trials is trained."""
 
     def __init__(self, path: Path, config_path: Path, config: Config,
-                 dimensions: list[Dimension]) -> None:
+                 dimensions: list[Dimension], base_overrides: list[str] | None = None) -> None:
         self.path = path
-        self.config_path = config_path  # SWEEP/config.toml
+        self.config_path = config_path  # SWEEP/config.toml (a worker: the config it was given)
+        self.base_overrides = base_overrides or []  # a worker's --set items
         self.config = config
         self.dimensions = dimensions
         self.monitor = str(get(config, "train.monitor"))
@@ -173,7 +174,7 @@ class Sweep:
             resume = run.last_checkpoint.is_file()
             if not resume and path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)  # killed before its first checkpoint: start it again
-            overrides = [] if resume else self.overrides(raw)
+            overrides = [] if resume else self.base_overrides + self.overrides(raw)
             keras.backend.clear_session()  # a fresh graph and layer names per trial
             finished = run_training(self.config_path, overrides, path, resume)
         score = finished.get("best", {}).get(self.monitor)
@@ -202,11 +203,16 @@ def run_tune(config_path: Path, overrides: list[str], sweep_path: Path | None,
         config_path = sweep_path / "config.toml"
     config = load_config(config_path, overrides)
     dimensions = check_tune_config(config)
-    chief = os.environ.get("KERASTUNER_TUNER_ID", "chief") == "chief"
+    # KerasTuner's distributed mode: the chief hands out trials, workers train them
+    chief = "chief" in os.environ.get("KERASTUNER_TUNER_ID", "chief")
+    if not chief and sweep_path is None:
+        raise ProjectError("a tune worker needs --sweep-dir: the chief's sweep folder")
     path = sweep_path or rundir.new_run_path("runs", prefix="sweep-")
     if chief:
         _open_sweep(path, config, resume)
-    sweep = Sweep(path, path / "config.toml", config, dimensions)
+        sweep = Sweep(path, path / "config.toml", config, dimensions)
+    else:  # the chief may not have written SWEEP/config.toml yet: train from our own
+        sweep = Sweep(path, config_path, config, dimensions, list(overrides))
     tuner = make_tuner(sweep, resume or not chief)
     try:
         tuner.search()
@@ -282,8 +288,13 @@ def make_tuner(sweep: Sweep, reload: bool) -> Any:
                 sweep.stopped = err
                 raise keras_tuner.errors.FatalError(str(err)) from None
 
-    return RunTuner(oracle=oracle, directory=str(sweep.path), project_name="tuner",
-                    overwrite=not reload)
+    tuner = RunTuner(oracle=oracle, directory=str(sweep.path), project_name="tuner",
+                     overwrite=not reload)
+    # KerasTuner reloads through its tuner_<id>.json; a sweep started by launch/tune.sh has
+    # tuner_chief.json instead, so a plain --resume reloads the oracle's trials itself.
+    if reload and not oracle.trials and os.path.isfile(oracle._get_oracle_fname()):
+        oracle.reload()
+    return tuner
 
 
 @dataclass(frozen=True)
