@@ -11,6 +11,7 @@ values and keeps its state in ``SWEEP/tuner/``; the objective is ``train.monitor
     SWEEP/ranking.txt     the trials, best first (also printed)
     SWEEP/best.toml       the config with the best trial's values: train --config takes it
     SWEEP/plots/tune.png  the monitor against each searched key
+    SWEEP/logs/           TensorBoard HParams: each trial's values and monitor
 """
 
 from __future__ import annotations
@@ -177,10 +178,30 @@ class Sweep:
             overrides = [] if resume else self.base_overrides + self.overrides(raw)
             keras.backend.clear_session()  # a fresh graph and layer names per trial
             finished = run_training(self.config_path, overrides, path, resume)
+            trained = True
+        else:
+            trained = False
         score = finished.get("best", {}).get(self.monitor)
         if isinstance(score, bool) or not isinstance(score, (int, float)):
             raise RunDirError(f"{run.metrics} has no best {self.monitor}")
+        if trained:
+            self.write_hparams(trial_id, raw, float(score))
         return {self.monitor: float(score)}
+
+    def write_hparams(self, trial_id: str, raw: dict[str, Any], score: float) -> None:
+        """TensorBoard's HParams view of the sweep: SWEEP/logs/trial-<id> holds the trial's
+        values and monitor (``tensorboard --logdir SWEEP/logs``). Needs TensorFlow."""
+        try:
+            import tensorflow as tf
+            from tensorboard.plugins.hparams import api as hparams_api
+        except ImportError:
+            return
+        folder = rundir.safe_folder(self.path / "logs" / f"trial-{trial_id}", self.path)
+        values = {key: format_value(value) if isinstance(value, list) else value
+                  for key, value in self.values(raw).items()}
+        with tf.summary.create_file_writer(str(folder)).as_default():
+            hparams_api.hparams(values, trial_id=trial_id)
+            tf.summary.scalar(self.monitor, score, step=1)
 
     def overrides(self, raw: dict[str, Any]) -> list[str]:
         """``--set`` items of a trial; hyperband also sets the epochs of its round."""
