@@ -12,6 +12,7 @@ import runtime
 
 config_module = runtime.load("config")
 errors = runtime.load("errors")
+rundir = runtime.load("rundir")
 runs = runtime.load("runs")
 tracking = runtime.load("tracking")
 tune = runtime.load("tune")
@@ -223,3 +224,17 @@ def test_a_tracking_store_that_fails_warns_and_stops_tracking(
     assert not live.active
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and "disk full" in out and "training goes on" in out
+
+
+def test_a_finished_trial_is_unlocked_while_the_sweep_stays_locked(tmp_path: Path) -> None:
+    sweep, trial = tmp_path / "sweep", tmp_path / "sweep" / "trial-0"
+    trial.mkdir(parents=True)
+    rundir.hold_lock(sweep, "tune")
+    rundir.hold_lock(trial, "train")
+    try:
+        rundir.release_lock(trial)
+        assert not (trial / ".lock").exists() and (sweep / ".lock").is_file()
+        rundir.hold_lock(trial, "evaluate")  # another command may now take the trial
+    finally:
+        rundir.release_locks()
+    assert not (sweep / ".lock").exists() and not (trial / ".lock").exists()

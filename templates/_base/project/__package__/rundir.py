@@ -257,14 +257,22 @@ def hold_lock(path: str | Path, command: str) -> None:
 
 def release_locks() -> None:
     """Remove the lock files this process holds (runs at exit)."""
-    for folder, (inode, pid) in list(_HELD_LOCKS.items()):
-        lock = folder / LOCK_NAME
-        try:
-            if pid == os.getpid() and os.lstat(lock).st_ino == inode:  # not a forked child
-                lock.unlink()
-        except OSError:
-            pass
-        del _HELD_LOCKS[folder]
+    for folder in list(_HELD_LOCKS):
+        release_lock(folder)
+
+
+def release_lock(path: str | Path) -> None:
+    """Remove this process's lock on ``path`` (e.g. a finished trial while the sweep goes on)."""
+    folder = Path(os.path.abspath(path))
+    if folder not in _HELD_LOCKS:
+        return
+    inode, pid = _HELD_LOCKS.pop(folder)
+    lock = folder / LOCK_NAME
+    try:
+        if pid == os.getpid() and os.lstat(lock).st_ino == inode:  # not a forked child
+            lock.unlink()
+    except OSError:
+        pass
 
 
 def _take_over_if_stale(lock: Path) -> None:

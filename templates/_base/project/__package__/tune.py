@@ -177,7 +177,10 @@ class Sweep:
                 shutil.rmtree(path)  # killed before its first checkpoint: start it again
             overrides = [] if resume else self.base_overrides + self.overrides(raw)
             keras.backend.clear_session()  # a fresh graph and layer names per trial
-            finished = run_training(self.config_path, overrides, path, resume)
+            try:
+                finished = run_training(self.config_path, overrides, path, resume)
+            finally:  # evaluate, predict and export may use the trial while the sweep goes on
+                rundir.release_lock(path)
             trained = True
         else:
             trained = False
