@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -145,10 +146,9 @@ class Sweep:
     """A sweep folder and how one of its trials is trained."""
 
     def __init__(self, path: Path, config_path: Path, config: Config,
-                 dimensions: list[Dimension], base_overrides: list[str] | None = None) -> None:
+                 dimensions: list[Dimension]) -> None:
         self.path = path
-        self.config_path = config_path  # SWEEP/config.toml (a worker: the config it was given)
-        self.base_overrides = base_overrides or []  # a worker's --set items
+        self.config_path = config_path  # SWEEP/config.toml
         self.config = config
         self.dimensions = dimensions
         self.monitor = str(get(config, "train.monitor"))
@@ -175,7 +175,7 @@ class Sweep:
             resume = run.last_checkpoint.is_file()
             if not resume and path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)  # killed before its first checkpoint: start it again
-            overrides = [] if resume else self.base_overrides + self.overrides(raw)
+            overrides = [] if resume else self.overrides(raw)
             keras.backend.clear_session()  # a fresh graph and layer names per trial
             try:
                 finished = run_training(self.config_path, overrides, path, resume)
@@ -233,11 +233,14 @@ def run_tune(config_path: Path, overrides: list[str], sweep_path: Path | None,
         raise ProjectError("a tune worker needs --sweep-dir: the chief's sweep folder")
     path = sweep_path or rundir.new_run_path("runs", prefix="sweep-")
     if chief:
-        _open_sweep(path, config, resume)
-        sweep = Sweep(path, path / "config.toml", config, dimensions)
-    else:  # the chief may not have written SWEEP/config.toml yet: train from our own
-        sweep = Sweep(path, config_path, config, dimensions, list(overrides))
+        _open_sweep(path, resume)
+    else:  # a worker trains the chief's config, once the chief has written it
+        config = _wait_for_chief(path)
+        dimensions = check_tune_config(config)
+    sweep = Sweep(path, path / "config.toml", config, dimensions)
     tuner = make_tuner(sweep, resume or not chief)
+    if chief and not resume:  # last: workers start once it is there
+        rundir.atomic_write_text(sweep.config_path, dump_toml(config))
     try:
         tuner.search()
     except Exception as err:
@@ -259,8 +262,22 @@ def check_resume_overrides(overrides: list[str] | tuple[str, ...]) -> None:
                               f"tune.max_trials can change, not {item!r}")
 
 
-def _open_sweep(path: Path, config: Config, resume: bool) -> None:
-    """Create (or reopen) the sweep folder, lock it, and save the config it runs."""
+CHIEF_WAIT_SECONDS = 300  # how long a worker waits for the chief's SWEEP/config.toml
+
+
+def _wait_for_chief(path: Path) -> Config:
+    """The sweep's config, once the chief has written it (workers may start first)."""
+    deadline = time.monotonic() + CHIEF_WAIT_SECONDS
+    while not (path / "config.toml").is_file():
+        if time.monotonic() > deadline:
+            raise ProjectError(f"no sweep in {path} after {CHIEF_WAIT_SECONDS} s: start the "
+                               "chief (KERASTUNER_TUNER_ID=chief) with the same --sweep-dir")
+        time.sleep(0.5)
+    return load_config(path / "config.toml")
+
+
+def _open_sweep(path: Path, resume: bool) -> None:
+    """Create (or reopen) the sweep folder and lock it."""
     if not resume and path.exists() and any(path.iterdir()):
         raise RunDirError(f"sweep folder {path} is not empty; pass --resume to continue that "
                           "sweep or choose another --sweep-dir")
@@ -270,8 +287,6 @@ def _open_sweep(path: Path, config: Config, resume: bool) -> None:
         raise RunDirError(f"cannot write to sweep folder {path}: {err.strerror}") from None
     rundir.add_write_root(path)
     rundir.hold_lock(path, "tune")
-    if not resume:
-        rundir.atomic_write_text(path / "config.toml", dump_toml(config))
 
 
 def make_tuner(sweep: Sweep, reload: bool) -> Any:
