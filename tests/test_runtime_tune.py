@@ -238,3 +238,13 @@ def test_a_finished_trial_is_unlocked_while_the_sweep_stays_locked(tmp_path: Pat
     finally:
         rundir.release_locks()
     assert not (sweep / ".lock").exists() and not (trial / ".lock").exists()
+
+
+def test_a_worker_without_a_chief_gives_up_with_one_line(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tune, "CHIEF_WAIT_SECONDS", 0)
+    with pytest.raises(errors.ProjectError, match="start the chief .KERASTUNER_TUNER_ID=chief"):
+        tune._wait_for_chief(tmp_path / "sweep")
+    (tmp_path / "sweep").mkdir()
+    (tmp_path / "sweep" / "config.toml").write_text(CONFIG)
+    assert tune._wait_for_chief(tmp_path / "sweep")["tune"]["max_trials"] == 6
