@@ -73,7 +73,7 @@ def test_each_worker_trains_its_own_trial_and_the_chief_ranks_them(sweep: tuple)
         assert events and b"hparams" in events[0].read_bytes()
 
 
-def test_best_toml_holds_the_best_trials_values_and_trains(sweep: tuple) -> None:
+def test_best_toml_holds_the_best_trials_values(sweep: tuple) -> None:
     folder, _ = sweep
     best_id = (folder / "ranking.txt").read_text().splitlines()[1].split()[1]
     best = tomllib.loads((folder / "best.toml").read_text())
