@@ -184,8 +184,10 @@ class Sweep:
             trained = True
         else:
             trained = False
-        score = finished.get("best", {}).get(self.monitor)
-        if isinstance(score, bool) or not isinstance(score, (int, float)):
+        best = finished.get("best")  # metrics.json is read back: check what it holds
+        score = best.get(self.monitor) if isinstance(best, dict) else None
+        if isinstance(score, bool) or not isinstance(score, (int, float)) \
+                or not math.isfinite(score):
             raise RunDirError(f"{run.metrics} has no best {self.monitor}")
         if trained:
             self.write_hparams(trial_id, raw, float(score))
