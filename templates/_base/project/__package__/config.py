@@ -61,6 +61,8 @@ RANGES: dict[str, tuple[float, bool, float | None, bool]] = {
     "gpus_per_node": (1, True, None, False),
     "dropout": (0, True, 1, False),
     "val_fraction": (0, True, 1, False),
+    "freeze_epochs": (0, True, None, False),
+    "backbone_lr_multiplier": (0, False, None, False),
 }
 
 
