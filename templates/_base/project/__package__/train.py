@@ -33,6 +33,7 @@ def run_training(config_path: Path, overrides: list[str], run_path: Path | None,
             raise ProjectError("--resume needs --run-dir of the run to continue")
         config_path = run_path / "config.toml"
     config = load_config(config_path, overrides)
+    finetune.check_preset(config)  # a missing preset folder, before any backend starts
     plan = strategy.choose_plan(config, strategy.describe_environment())
     existed = run_path is not None and os.path.lexists(run_path)
     run = rundir.prepare(run_path, resume=resume, shared=not plan.is_chief,
@@ -61,7 +62,6 @@ def _train(config: Config, plan: strategy.Plan, run: rundir.RunDir,
     if plan.is_chief:
         print(strategy.format_plan(plan), flush=True)
     test_source = find_test_split(config)  # checked before training, not after an hour of it
-    finetune.check_preset(config)
     splits = load_data(template, config, plan)
     epochs = int(get(config, "train.epochs"))
     initial_epoch = resume_epoch(run, resume)
