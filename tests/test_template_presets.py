@@ -18,8 +18,15 @@ FEW = ("--set", "data.max_images=12", "--set", "train.batch_size=40",
 
 
 @pytest.fixture(scope="session")
-def resnet_preset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_presets.build(tiny_presets.RESNET, tmp_path_factory.mktemp("presets") / "resnet")
+def presets(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Both tiny presets, written by one interpreter (one TensorFlow start-up, not two)."""
+    folder = tmp_path_factory.mktemp("presets")
+    return tiny_presets.build(tiny_presets.RESNET + tiny_presets.BERT, folder)
+
+
+@pytest.fixture(scope="session")
+def resnet_preset(presets: Path) -> Path:
+    return presets / "resnet"
 
 
 @pytest.fixture(scope="module")
@@ -75,9 +82,7 @@ def test_resume_crosses_into_phase_two(resumed: Path, resnet_preset: Path) -> No
     assert json.loads((resumed / "metrics.json").read_text())["epochs_completed"] == 2
 
 
-def test_evaluate_predict_export(vision: Path, resumed: Path, tmp_path: Path) -> None:
-    result = run_project(vision, "evaluate", "--run-dir", str(resumed))
-    assert result.returncode == 0, result.stderr[-2000:]
+def test_predict_and_export(vision: Path, resumed: Path, tmp_path: Path) -> None:
     image = sorted((vision / "data" / "train" / "3").glob("*.png"))[0]
     result = run_project(vision, "predict", "--run-dir", str(resumed), str(image),
                          "--out", str(tmp_path / "out"))
@@ -89,15 +94,14 @@ def test_evaluate_predict_export(vision: Path, resumed: Path, tmp_path: Path) ->
     assert any((resumed / "export").iterdir())
 
 
-def test_jax_trains_both_phases_and_predicts(vision: Path, resnet_preset: Path) -> None:
+def test_jax_trains_both_phases(vision: Path, resnet_preset: Path) -> None:
     run = vision / "runs" / "jax"
     stdout = train_ok(vision, run, *FEW, "--set", f'model.preset="{resnet_preset}"',
                       "--set", "train.epochs=2", backend="jax").stdout
     assert "backbone unfrozen after epoch 1" in stdout
     assert len((run / "history.csv").read_text().splitlines()) == 3
-    image = sorted((vision / "data" / "train" / "5").glob("*.png"))[0]
-    result = run_project(vision, "predict", "--run-dir", str(run), str(image), backend="jax")
-    assert result.returncode == 0, result.stderr[-2000:]
+    moved = tiny_presets.drift(run / "checkpoints" / "last.keras", resnet_preset)
+    assert moved["trained"] > 1e-6 and moved["moving"] == 0.0
 
 
 NLP_FEW = ("--set", "data.max_rows=160", "--set", "data.sequence_length=32",
@@ -106,8 +110,8 @@ NLP_FEW = ("--set", "data.max_rows=160", "--set", "data.sequence_length=32",
 
 
 @pytest.fixture(scope="session")
-def bert_preset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_presets.build(tiny_presets.BERT, tmp_path_factory.mktemp("presets") / "bert")
+def bert_preset(presets: Path) -> Path:
+    return presets / "bert"
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ from pathlib import Path
 RESNET = '''
 import sys
 import keras_hub
-folder = sys.argv[1]
+folder = sys.argv[1] + "/resnet"
 backbone = keras_hub.models.ResNetBackbone(
     input_conv_filters=[64], input_conv_kernel_sizes=[3], stackwise_num_filters=[64],
     stackwise_num_blocks=[1], stackwise_num_strides=[1], block_type="basic_block",
@@ -30,7 +30,8 @@ keras_hub.layers.ResNetImageConverter(
 
 
 def build(script: str, folder: Path) -> Path:
-    """Run ``script`` (a builder above) to write a preset into ``folder``."""
+    """Run ``script`` (builders above, concatenated) to write presets into ``folder``
+    (``folder/resnet``, ``folder/bert``)."""
     env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
     result = subprocess.run([sys.executable, "-c", script, str(folder)], env=env,
                             capture_output=True, text=True, timeout=300, check=False)
@@ -72,7 +73,7 @@ def drift(checkpoint: Path, preset: Path) -> dict[str, float]:
 BERT = '''
 import string, sys
 import keras_hub
-folder = sys.argv[1]
+folder = sys.argv[1] + "/bert"
 words = ("the a and of to is it this was in for movie film good bad great not but very "
          "with plot acting story boring fun loved hated").split()
 pieces = sorted(set(string.ascii_lowercase + string.digits + string.punctuation))
