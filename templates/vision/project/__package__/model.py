@@ -20,6 +20,7 @@ import keras
 from .augment import augmentation_layers
 from .backbones import APPLICATIONS, application, small_cnn
 from .config import Config, choice, get
+from .errors import ConfigError
 from .finetune import BACKBONE_LAYER, load_preset
 
 BACKBONES = ("small_cnn", "vit", *APPLICATIONS)
@@ -71,7 +72,15 @@ def preset_features(x: Any, preset: str) -> Any:
     import keras_hub  # noqa: F401  (registers the keras-hub classes for loading)
 
     converter = load_preset("layers.ImageConverter", preset)
-    backbone = load_preset("models.Backbone", preset, name=BACKBONE_LAYER)
+    backbone = None
+    if converter.image_size is not None:  # a fixed input shape lets bench count FLOPs
+        try:
+            backbone = load_preset("models.Backbone", preset, name=BACKBONE_LAYER,
+                                   image_shape=(*converter.image_size, 3))
+        except ConfigError:  # a backbone that takes no image_shape
+            backbone = None
+    if backbone is None:
+        backbone = load_preset("models.Backbone", preset, name=BACKBONE_LAYER)
     if x.shape[-1] == 1:  # pretrained image backbones take RGB
         x = keras.layers.Concatenate(name="gray_to_rgb")([x, x, x])
     x = keras.layers.Rescaling(255.0, name="to_pixel_range")(x)
