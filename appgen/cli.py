@@ -24,7 +24,7 @@ else:  # pragma: no cover
 
 import click
 
-from . import __version__, catalog, settings
+from . import __version__, catalog, presets, settings
 from .errors import AppgenError
 from .render import (
     RenderRequest,
@@ -345,11 +345,33 @@ def data(name: str, out: Path, size: int | None, seed: int) -> None:
     click.echo(f"{out}: {summary}")
 
 
+@main.command(name="presets")
+@click.argument("template_ref", metavar="TEMPLATE")
+def presets_command(template_ref: str) -> None:
+    """List keras-hub presets for a template's model.preset, with size and expected input."""
+    template = catalog.find_template(template_ref)
+    known = [p for t in template.chain() for p in presets.presets_for(t.name)]
+    if not known:
+        click.echo(f"{template.name}: no keras-hub presets listed (model.preset is for "
+                   f"{', '.join(sorted(presets.PRESETS))})")
+        return
+    width = max(len(p.name) for p in known)
+    for preset in known:
+        click.echo(f"{preset.name:<{width}}  {preset.task:<14}  "
+                   f"{preset.parameters / 1e6:6.1f} M params  ~{preset.size_mb:>4} MB  "
+                   f"{preset.expected_input}")
+    click.echo(f"\nuse: --set model.preset=NAME (downloaded on first use into "
+               f"{presets.kagglehub_cache()}; KAGGLEHUB_CACHE moves it), a kaggle:// or "
+               f"hf:// handle, or a folder written by save_to_preset()", err=True)
+
+
 @main.command()
 def doctor() -> None:
     """Show Python, backends and the device plan a generated project would choose."""
     click.echo(f"python:  {platform.python_version()} ({sys.executable})")
     click.echo(f"appgen:  {__version__}")
+    click.echo(f"presets: {presets.kagglehub_cache()} (KaggleHub cache of keras-hub presets; "
+               "KAGGLEHUB_CACHE moves it)")
     for module in BACKEND_MODULES:
         # find_spec and metadata only: importing TensorFlow here would take seconds.
         if importlib.util.find_spec(module) is None:

@@ -65,6 +65,8 @@ RANGES: dict[str, tuple[float, bool, float | None, bool]] = {
     "trial_epochs": (0, True, None, False),
     "tune_workers": (1, True, None, False),
     "tune_port": (1, True, 65535, True),
+    "freeze_epochs": (0, True, None, False),
+    "backbone_lr_multiplier": (0, False, None, False),
 }
 
 

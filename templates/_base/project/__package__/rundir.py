@@ -24,6 +24,7 @@ import shutil
 import socket
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,7 +177,10 @@ def load_model(path: Path) -> Any:
     from . import model  # noqa: F401  (registers the template's serializable layers)
 
     try:
-        return keras.models.load_model(path, safe_mode=True)
+        with warnings.catch_warnings():
+            # a frozen pretrained backbone loads before its flags are repaired (finetune.py)
+            warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            return keras.models.load_model(path, safe_mode=True)
     except ValueError as err:
         if "safe_mode" in str(err) or "Lambda" in str(err):
             raise RunDirError(f"{path} holds code (a Lambda layer) and is not loaded: "

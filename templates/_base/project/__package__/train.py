@@ -19,7 +19,7 @@ from typing import Any
 
 import keras
 
-from . import contract, pipeline, plots, rundir, strategy, tracking
+from . import contract, finetune, pipeline, plots, rundir, strategy, tracking
 from .callbacks import ExactValidationMetrics, RunRecorder, tensorboard
 from .config import Config, choice, dump_toml, get, load_config
 from .errors import ConfigError, DataError, ProjectError, TrainingInterrupted, TrainingStopped
@@ -33,6 +33,7 @@ def run_training(config_path: Path, overrides: list[str], run_path: Path | None,
             raise ProjectError("--resume needs --run-dir of the run to continue")
         config_path = run_path / "config.toml"
     config = load_config(config_path, overrides)
+    finetune.check_preset(config)  # a missing preset folder, before any backend starts
     plan = strategy.choose_plan(config, strategy.describe_environment())
     existed = run_path is not None and os.path.lexists(run_path)
     run = rundir.prepare(run_path, resume=resume, shared=not plan.is_chief,
@@ -67,13 +68,21 @@ def _train(config: Config, plan: strategy.Plan, run: rundir.RunDir,
     splits.train.start_at_epoch(initial_epoch)
     with scope:
         net, jit = build_and_compile(template, config, plan, splits, run, resume, initial_epoch)
-    resolved = save_run_settings(config, plan, run, splits.meta, jit)
+    resolved = save_run_settings(config, plan, run, splits.meta, jit, net)
     recorder, callbacks = make_callbacks(template, config, plan, run, splits, epochs)
+    # a pretrained backbone trains in two phases: frozen until freeze_epochs, then unfrozen
+    boundary = finetune.freeze_epochs(config, net) if finetune.is_frozen(net) else 0
     # runtime.tracking: the chief logs params, epochs, final metrics, plots, best checkpoint
     with tracking.tracked(config if plan.is_chief else {"runtime": {"tracking": "none"}},
                           resolved, run.path, tracking.project_tags(splits.meta, plan)) as tracker:
         callbacks.append(tracking.epoch_callback(tracker))
-        seconds = fit(net, config, plan, splits, recorder, callbacks, initial_epoch, epochs)
+        seconds = fit(net, config, plan, splits, recorder, callbacks, initial_epoch,
+                      min(epochs, boundary) if boundary else epochs)
+        if boundary and boundary < epochs and recorder.stopped_at is None \
+                and recorder.nan_epoch is None:
+            with scope:
+                unfreeze_backbone(template, config, plan, splits, net, jit)
+            seconds += fit(net, config, plan, splits, recorder, callbacks, boundary, epochs)
         raise_if_stopped(recorder, run)
         if plan.hosts > 1:  # lets every worker show it ended with the chief's weights
             rundir.atomic_write_json(run.path / "workers" / f"{plan.host_index}.json",
@@ -107,14 +116,48 @@ def build_and_compile(template: contract.Template, config: Config, plan: strateg
         print(f"resuming {run.path} after epoch {initial_epoch}", flush=True)
     else:
         net = template.model.build_model(config, splits.meta)
+    # A pretrained backbone is frozen for the first train.freeze_epochs epochs; a checkpoint
+    # stays in the phase it was saved in (_train unfreezes it when phase 1 is over).
+    frozen = finetune.is_frozen(net) if resume else 0 < finetune.freeze_epochs(config, net)
+    finetune.set_phase(net, frozen=frozen)
     jit = probe_xla(net, plan, splits.train[0][0])
     if not resume:
-        net.compile(optimizer=make_optimizer(config, plan, len(splits.train)),
+        net.compile(optimizer=phase_optimizer(config, plan, net, len(splits.train), frozen),
                     jit_compile=jit, steps_per_execution=plan.steps_per_execution,
                     **template.model.compile_args(config, splits.meta))
-    elif not jit:
-        net.jit_compile = False
+    else:
+        if finetune.find_backbone(net) is not None:
+            finetune.reload_optimizer(net, run.last_checkpoint)
+        if not jit:
+            net.jit_compile = False
     return net, xla_kept(net, jit)
+
+
+def phase_optimizer(config: Config, plan: strategy.Plan, net: keras.Model,
+                    steps_per_epoch: int, frozen: bool) -> keras.optimizers.Optimizer:
+    """The optimizer of this training phase: its schedule spans the phase's epochs, and a
+    trainable pretrained backbone gets train.backbone_lr_multiplier."""
+    epochs = int(get(config, "train.epochs"))
+    if finetune.find_backbone(net) is None:
+        return make_optimizer(config, plan, steps_per_epoch)
+    boundary = min(epochs, finetune.freeze_epochs(config, net))
+    if frozen:
+        return make_optimizer(config, plan, steps_per_epoch, epochs=boundary)
+    return make_optimizer(config, plan, steps_per_epoch, epochs=max(1, epochs - boundary),
+                          scale=finetune.lr_multiplier(config))
+
+
+def unfreeze_backbone(template: contract.Template, config: Config, plan: strategy.Plan,
+                      splits: pipeline.Splits, net: keras.Model, jit: bool) -> None:
+    """Phase 2: unfreeze the backbone (batch norm stays in inference mode) and compile
+    again with the lower learning rate (inside the strategy's scope)."""
+    finetune.set_phase(net, frozen=False)
+    net.compile(optimizer=phase_optimizer(config, plan, net, len(splits.train), False),
+                jit_compile=jit, steps_per_execution=plan.steps_per_execution,
+                **template.model.compile_args(config, splits.meta))
+    if plan.is_chief:
+        print(f"backbone unfrozen after epoch {finetune.freeze_epochs(config, net)}: "
+              f"learning rate x {finetune.lr_multiplier(config):g}", flush=True)
 
 
 def probe_xla(net: keras.Model, plan: strategy.Plan, sample: Any) -> bool:
@@ -138,11 +181,17 @@ def xla_kept(net: keras.Model, jit: bool) -> bool:
 
 
 def save_run_settings(config: Config, plan: strategy.Plan, run: rundir.RunDir,
-                      meta: dict[str, Any], jit: bool) -> Config:
-    """RUN/config.toml (resolved for this machine, with the XLA outcome) and RUN/meta.json;
-    the resolved config."""
+                      meta: dict[str, Any], jit: bool, net: keras.Model | None = None
+                      ) -> Config:
+    """RUN/config.toml (resolved for this machine, with the XLA outcome) and RUN/meta.json
+    (with the pretrained preset's source and size, when the model has one); the resolved
+    config."""
     resolved = strategy.resolve_config(config, plan)
     resolved["runtime"]["jit_compile"] = jit
+    preset = resolved.get("model", {}).get("preset", "")
+    if net is not None and preset and finetune.find_backbone(net) is not None:
+        resolved["model"]["preset"] = finetune.source(preset)  # a folder as an absolute path
+        meta = {**meta, **finetune.describe(net, preset)}
     if plan.is_chief:
         rundir.atomic_write_text(run.config, dump_toml(resolved))
         rundir.atomic_write_json(run.meta, meta)
@@ -319,18 +368,21 @@ def _number(value: Any) -> str:
     return "undefined" if value is None else f"{float(value):.4f}"
 
 
-def make_optimizer(config: Config, plan: strategy.Plan, steps_per_epoch: int
+def make_optimizer(config: Config, plan: strategy.Plan, steps_per_epoch: int, *,
+                   epochs: int | None = None, scale: float = 1.0
                    ) -> keras.optimizers.Optimizer:
-    """AdamW (or SGD) with linear warm-up then cosine decay, from config."""
-    epochs = int(get(config, "train.epochs"))
+    """AdamW (or SGD) with linear warm-up then cosine decay, from config; the schedule spans
+    ``epochs`` (default train.epochs) and peaks at the plan's learning rate x ``scale``."""
+    epochs = int(get(config, "train.epochs")) if epochs is None else epochs
     total = max(1, steps_per_epoch * epochs)
     warmup = min(total - 1, math.ceil(float(get(config, "train.warmup_epochs")) * steps_per_epoch))
-    rate: float | keras.optimizers.schedules.LearningRateSchedule = plan.learning_rate
+    peak = plan.learning_rate * scale
+    rate: float | keras.optimizers.schedules.LearningRateSchedule = peak
     if choice(config, "train.schedule", ("cosine", "constant")) == "cosine":
         rate = keras.optimizers.schedules.CosineDecay(
-            initial_learning_rate=0.0 if warmup > 0 else plan.learning_rate,
+            initial_learning_rate=0.0 if warmup > 0 else peak,
             decay_steps=max(1, total - warmup), alpha=0.01,
-            warmup_target=plan.learning_rate if warmup > 0 else None,
+            warmup_target=peak if warmup > 0 else None,
             warmup_steps=warmup)
     name = choice(config, "train.optimizer", ("adamw", "adam", "sgd"))
     decay = float(get(config, "train.weight_decay"))

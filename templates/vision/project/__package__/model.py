@@ -6,6 +6,9 @@
 ``model.backbone`` picks a small CNN (the default, right for small images on a
 CPU) or a keras.applications / keras-hub architecture built from scratch, with
 ImageNet weights when ``model.pretrained = true`` and the network allows.
+``model.preset`` (a keras-hub preset: a name, a handle or a local folder) replaces the
+backbone with a pretrained one and its own image converter; ``train`` then fine-tunes it
+in two phases (``finetune.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import keras
 from .augment import augmentation_layers
 from .backbones import APPLICATIONS, application, small_cnn
 from .config import Config, choice, get
+from .errors import ConfigError
+from .finetune import BACKBONE_LAYER, load_preset
 
 BACKBONES = ("small_cnn", "vit", *APPLICATIONS)
 
@@ -26,12 +31,16 @@ def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
     height, width, channels = meta["image_shape"]
     num_classes = len(meta["class_names"])
     backbone = choice(config, "model.backbone", BACKBONES)
+    preset = str(get(config, "model.preset"))
 
     inputs = keras.Input((height, width, channels), dtype="uint8", name="image")
     x = keras.layers.Rescaling(1.0 / 255, name="to_unit_range")(inputs)
     for layer in augmentation_layers(config):
         x = layer(x)
-    if backbone == "small_cnn":
+    if preset:
+        x = preset_features(x, preset)
+        backbone = "preset"
+    elif backbone == "small_cnn":
         width = int(get(config, "model.width"))
         # three stages, the last not max-pooled: the 8x8 digits keep a 2x2 map
         x = small_cnn(x, width, 3, pool_last=False, max_filters=4 * width)
@@ -52,6 +61,33 @@ def compile_args(config: Config, meta: dict[str, Any]) -> dict[str, Any]:
             label_smoothing=float(get(config, "augment.label_smoothing"))),
         "metrics": [keras.metrics.CategoricalAccuracy(name="accuracy")],
     }
+
+
+def preset_features(x: Any, preset: str) -> Any:
+    """Pooled features of a pretrained keras-hub image backbone for [0, 1] images.
+
+    The preset's image converter resizes to the size the backbone was trained at and
+    normalises as it was trained; it gets [0, 255] RGB like the preset's own pipeline.
+    """
+    import keras_hub  # noqa: F401  (registers the keras-hub classes for loading)
+
+    converter = load_preset("layers.ImageConverter", preset)
+    backbone = None
+    if converter.image_size is not None:  # a fixed input shape lets bench count FLOPs
+        try:
+            backbone = load_preset("models.Backbone", preset, name=BACKBONE_LAYER,
+                                   image_shape=(*converter.image_size, 3))
+        except ConfigError:  # a backbone that takes no image_shape
+            backbone = None
+    if backbone is None:
+        backbone = load_preset("models.Backbone", preset, name=BACKBONE_LAYER)
+    if x.shape[-1] == 1:  # pretrained image backbones take RGB
+        x = keras.layers.Concatenate(name="gray_to_rgb")([x, x, x])
+    x = keras.layers.Rescaling(255.0, name="to_pixel_range")(x)
+    features = backbone(converter(x))
+    if len(features.shape) == 4:  # a convolutional feature map
+        return keras.layers.GlobalAveragePooling2D(name="pool")(features)
+    return keras.layers.GlobalAveragePooling1D(name="token_pool")(features)
 
 
 def vit(x: Any, meta: dict[str, Any]) -> Any:

@@ -1,0 +1,64 @@
+"""keras-hub presets known to fit each template's ``model.preset`` (static data).
+
+The generator never imports Keras or keras-hub, so this is a plain table: parameter
+counts are keras-hub 0.32's preset metadata; sizes are float32 weights (4 bytes a
+parameter, what the download roughly weighs). Every preset here goes through the same
+``from_preset`` route that CI exercises offline with tiny presets saved by
+``save_to_preset()``; the named ones themselves need the network to download.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Preset:
+    """One keras-hub preset and what it expects."""
+
+    name: str
+    task: str
+    parameters: int
+    expected_input: str
+
+    @property
+    def size_mb(self) -> int:
+        """Approximate download size of the float32 weights, in MB."""
+        return round(self.parameters * 4 / 1e6)
+
+
+_IMAGE = "RGB images, resized to {side}x{side} by the preset's image converter"
+_TEXT = "English text, lowercased WordPiece, up to 512 tokens (data.sequence_length)"
+
+PRESETS: dict[str, tuple[Preset, ...]] = {
+    "vision": (
+        Preset("mobilenet_v3_small_100_imagenet", "classification", 939_120,
+               _IMAGE.format(side=224)),
+        Preset("efficientnet_b0_ra_imagenet", "classification", 5_288_548,
+               _IMAGE.format(side=224)),
+        Preset("resnet_18_imagenet", "classification", 11_186_112, _IMAGE.format(side=224)),
+        Preset("resnet_50_imagenet", "classification", 23_561_152, _IMAGE.format(side=224)),
+        Preset("vit_base_patch16_224_imagenet", "classification", 85_798_656,
+               _IMAGE.format(side=224)),
+    ),
+    "nlp": (
+        Preset("bert_tiny_en_uncased", "classification", 4_385_920, _TEXT),
+        Preset("bert_small_en_uncased", "classification", 28_763_648, _TEXT),
+        Preset("distil_bert_base_en_uncased", "classification", 66_362_880, _TEXT),
+        Preset("bert_base_en_uncased", "classification", 109_482_240, _TEXT),
+    ),
+}
+
+
+def presets_for(template: str) -> tuple[Preset, ...]:
+    """The presets listed for ``template`` (empty when it takes none)."""
+    return PRESETS.get(template, ())
+
+
+def kagglehub_cache() -> Path:
+    """Where KaggleHub (keras-hub's downloader) caches presets: ``$KAGGLEHUB_CACHE``,
+    else ``~/.cache/kagglehub``."""
+    configured = os.environ.get("KAGGLEHUB_CACHE")
+    return Path(configured) if configured else Path.home() / ".cache" / "kagglehub"

@@ -1,0 +1,88 @@
+"""Tiny, randomly initialised keras-hub presets saved with ``save_to_preset()``.
+
+They stand in for downloaded presets (``resnet_50_imagenet``, ``bert_base_en``, ...):
+the projects load them through the same ``from_preset`` calls, with no network.
+Each builder runs in a fresh interpreter (``build``) so the test process never
+imports Keras and the preset does not depend on the test's backend.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+RESNET = '''
+import sys
+import keras_hub
+folder = sys.argv[1] + "/resnet"
+backbone = keras_hub.models.ResNetBackbone(
+    input_conv_filters=[64], input_conv_kernel_sizes=[3], stackwise_num_filters=[64],
+    stackwise_num_blocks=[1], stackwise_num_strides=[1], block_type="basic_block",
+    image_shape=(None, None, 3))
+backbone.save_to_preset(folder)
+# scale and offset like the ImageNet ResNets: [0, 255] in, standardised out
+keras_hub.layers.ResNetImageConverter(
+    image_size=(32, 32), scale=[1 / (255 * 0.229), 1 / (255 * 0.224), 1 / (255 * 0.225)],
+    offset=[-0.485 / 0.229, -0.456 / 0.224, -0.406 / 0.225]).save_to_preset(folder)
+'''
+
+
+def build(script: str, folder: Path) -> Path:
+    """Run ``script`` (builders above, concatenated) to write presets into ``folder``
+    (``folder/resnet``, ``folder/bert``)."""
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    result = subprocess.run([sys.executable, "-c", script, str(folder)], env=env,
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder
+
+def drift(checkpoint: Path, preset: Path) -> dict[str, float]:
+    """How far a checkpoint's backbone moved from the preset it started from: the largest
+    change of a trained weight, and of a batch-norm moving statistic (read with h5py from
+    both weight files, without Keras)."""
+    import io
+    import zipfile
+
+    import h5py
+    import numpy as np
+
+    def arrays(handle: h5py.File) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        handle.visititems(lambda name, item: found.__setitem__(name, item[()])
+                          if isinstance(item, h5py.Dataset) else None)
+        return found
+
+    with h5py.File(preset / "model.weights.h5", "r") as handle:
+        reference = arrays(handle)
+    with zipfile.ZipFile(checkpoint) as archive, \
+            h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as handle:
+        tuned = arrays(handle)
+    moved = {"trained": 0.0, "moving": 0.0}
+    for name, before in reference.items():  # layers/<layer>/vars/<i>, inside the model's
+        (after,) = [value for key, value in tuned.items() if key.endswith("/" + name)
+                    and key.count("/layers/") == 1 and "backbone" in key.split("/")[1]]
+        # batch norm's vars are gamma, beta, moving mean, moving variance
+        kind = "moving" if "normalization" in name and name[-1] in "23" else "trained"
+        moved[kind] = max(moved[kind], float(np.max(np.abs(after - before))))
+    return moved
+
+# A 2-layer BERT with a WordPiece vocabulary of the sample reviews' commonest words, plus
+# every letter, digit and punctuation mark so any English text tokenizes.
+BERT = '''
+import string, sys
+import keras_hub
+folder = sys.argv[1] + "/bert"
+words = ("the a and of to is it this was in for movie film good bad great not but very "
+         "with plot acting story boring fun loved hated").split()
+pieces = sorted(set(string.ascii_lowercase + string.digits + string.punctuation))
+vocabulary = list(dict.fromkeys(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + words + pieces
+                                + ["##" + piece for piece in pieces]))
+tokenizer = keras_hub.models.BertTokenizer(vocabulary=vocabulary, lowercase=True)
+backbone = keras_hub.models.BertBackbone(
+    vocabulary_size=len(vocabulary), num_layers=2, num_heads=2, hidden_dim=16,
+    intermediate_dim=32, max_sequence_length=64)
+backbone.save_to_preset(folder)
+tokenizer.save_to_preset(folder)
+'''
