@@ -150,8 +150,8 @@ def _decoder(items: list[Item], size: int) -> Any:
                 image, scale = letterbox(img.convert("RGB"), size)
         except UNREADABLE as err:
             return None, None, first_line(err)
-        boxes = item.boxes * np.float32([width, height, width, height]) if item.normalized \
-            else item.boxes
+        extent = np.array([width, height, width, height], np.float32)
+        boxes = item.boxes * extent if item.normalized else item.boxes
         problem = check_boxes(boxes, width, height)
         if problem:
             return None, None, problem

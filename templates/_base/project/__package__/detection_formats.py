@@ -187,15 +187,15 @@ def yolo_class_names(root: Path) -> list[str]:
         value = value.split("#")[0].strip()
         if value.startswith("["):  # names: [a, 'b']
             return [_unquote(v) for v in value.strip("[]").split(",") if v.strip()]
-        names: list[str] = []
+        listed: list[str] = []
         for item in lines[index + 1:]:  # block list "- a" or map "0: a"
             if not item.startswith((" ", "\t", "-")) or not item.strip():
                 break
             entry = item.strip()
-            names.append(_unquote(entry[1:] if entry.startswith("-")
-                                  else entry.partition(":")[2]))
-        if names:
-            return names
+            listed.append(_unquote(entry[1:] if entry.startswith("-")
+                                   else entry.partition(":")[2]))
+        if listed:
+            return listed
     raise DataError(f"{yaml_file}: no class names (expected names: [a, b] or a names: list)")
 
 

@@ -39,6 +39,13 @@ class RetinaNet(keras_hub.models.RetinaNetObjectDetector):
     test_on_batch = keras.Model.test_on_batch
     predict_on_batch = keras.Model.predict_on_batch
 
+    def decode_predictions(self, predictions: Any, data: Any) -> Any:
+        # keras.Model.predict_on_batch hands predict_step ``(images,)``; keras-hub
+        # expects the images or an ``(images, labels)`` pair
+        if isinstance(data, list | tuple) and len(data) == 1:
+            data = data[0]
+        return super().decode_predictions(predictions, data)
+
 
 def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
     """A RetinaNet for ``meta['class_names']`` at ``meta['image_shape']``."""

@@ -74,7 +74,8 @@ def coco_results(detections: list[dict[str, Any]], records: list[dict[str, Any]]
 
 def ground_truth(records: list[dict[str, Any]], class_names: list[str]) -> dict[str, Any]:
     """The records as a COCO dataset (image ids renumbered 1..n in record order)."""
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for number, record in enumerate(records, 1):
         images.append({"id": number, "file_name": record["file_name"],
                        "width": record["width"], "height": record["height"]})
@@ -123,13 +124,13 @@ def chance_results(records: list[dict[str, Any]], class_names: list[str]
     """The trivial baseline: per class, its mean relative box size, centred, scored by frequency."""
     sizes: dict[int, list[np.ndarray]] = {}
     for record in records:
-        extent = np.float64([record["width"], record["height"]])
+        extent = np.array([record["width"], record["height"]], np.float64)
         for box, label in zip(record["boxes"], record["labels"], strict=True):
             sizes.setdefault(int(label), []).append((box[2:] - box[:2]) / extent)
     total = sum(len(v) for v in sizes.values()) or 1
     rows = []
     for number, record in enumerate(records, 1):
-        extent = np.float64([record["width"], record["height"]])
+        extent = np.array([record["width"], record["height"]], np.float64)
         for label, relative in sizes.items():
             w, h = np.mean(relative, axis=0) * extent
             rows.append({"image_id": number, "category_id": label + 1, "score":
