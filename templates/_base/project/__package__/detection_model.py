@@ -34,10 +34,23 @@ class RetinaNet(keras_hub.models.RetinaNetObjectDetector):
 
     fit = keras.Model.fit
     evaluate = keras.Model.evaluate
-    predict = keras.Model.predict
     train_on_batch = keras.Model.train_on_batch
     test_on_batch = keras.Model.test_on_batch
-    predict_on_batch = keras.Model.predict_on_batch
+
+    def predict(self, x: Any, batch_size: int | None = None, **kwargs: Any) -> Any:
+        self._static_batch(int(batch_size or 32))
+        return keras.Model.predict(self, x, batch_size=batch_size, **kwargs)
+
+    def predict_on_batch(self, x: Any) -> Any:
+        self._static_batch(len(x))
+        return keras.Model.predict_on_batch(self, x)
+
+    def _static_batch(self, size: int) -> None:
+        """keras-hub's NMS needs a static batch size, but TensorFlow retraces a second batch
+        size with the batch dimension unknown: a new size gets a fresh predict function."""
+        if getattr(self, "_predict_batch", None) != size:
+            self.predict_function = None
+            self._predict_batch = size
 
     def decode_predictions(self, predictions: Any, data: Any) -> Any:
         # keras.Model.predict_on_batch hands predict_step ``(images,)``; keras-hub
