@@ -75,7 +75,8 @@ def render_image(rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[int, 
         side = int(rng.integers(12, 45))
         x0, y0 = int(rng.integers(0, width - side)), int(rng.integers(0, height - side))
         box = (x0, y0, x0 + side, y0 + side)
-        if any(_iou(box, other) > 0.1 for _, other in objects):
+        # overlap measured on the smaller box: a small shape under a big one would vanish
+        if any(_covered(box, other) > 0.1 for _, other in objects):
             continue
         label = int(rng.integers(len(CLASSES)))
         mask = _shape_mask(label, side)
@@ -118,9 +119,9 @@ def _shape_mask(label: int, side: int) -> np.ndarray:
     return (yy >= side * np.abs(xx - side / 2) * 2 / side) & (yy <= side)
 
 
-def _iou(a: tuple, b: tuple) -> float:
+def _covered(a: tuple, b: tuple) -> float:
+    """The intersection of two boxes as a share of the smaller one."""
     inter_w = max(0, min(a[2], b[2]) - max(a[0], b[0]))
     inter_h = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = inter_w * inter_h
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union else 0.0
+    smaller = min((a[2] - a[0]) * (a[3] - a[1]), (b[2] - b[0]) * (b[3] - b[1]))
+    return inter_w * inter_h / smaller if smaller else 0.0
