@@ -14,6 +14,7 @@ from pathlib import Path
 # name -> ("module", "what it writes"); modules load lazily so `appgen list` stays fast.
 PROVIDERS: dict[str, tuple[str, str]] = {
     "digits": ("vision_samples", "scikit-learn's 8x8 handwritten digits as PNG class folders"),
+    "shapes": ("shapes", "coloured shapes on textured backgrounds with boxes, COCO layout"),
     "faces": ("vision_samples", "scikit-image's LFW subset, face / non_face, as PNG class folders"),
     "roads": ("roads", "procedural road camera frames with steering labels and masks"),
     "transactions": ("transactions", "simulated card transactions with injected fraud"),

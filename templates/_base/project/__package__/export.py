@@ -22,6 +22,11 @@ def run_export(run_path: Path, fmt: str, out: Path | None) -> Path:
     """Export the best checkpoint; return the path written."""
     run = rundir.open_existing(run_path)
     source = rundir.model_checkpoint(run)
+    if fmt != "keras" and rundir.read_meta(run).get("task") == "detection":
+        # Keras exports call(), the raw anchor outputs; keras-hub decodes boxes and runs
+        # NMS in predict_step, which neither exporter traces.
+        raise ProjectError(f"{fmt} export is not available for detection: keras-hub's box "
+                           "decoder and NMS run outside the exported graph; use --format keras")
     export_dir = run.path / "export"
     if fmt == "keras":
         target = out or export_dir / "model.keras"

@@ -18,7 +18,7 @@ import numpy as np
 # (this process, number of processes): set once by the strategy on multi-host runs.
 _PROCESS_SHARD = (0, 1)
 
-BatchTransform = Callable[[Any, np.ndarray, np.random.Generator], tuple[Any, np.ndarray]]
+BatchTransform = Callable[[Any, Any, np.random.Generator], tuple[Any, Any]]
 
 
 def one_hot(labels: Any, num_classes: int) -> np.ndarray:
@@ -29,7 +29,7 @@ def one_hot(labels: Any, num_classes: int) -> np.ndarray:
 class Batches(keras.utils.PyDataset):
     """Shuffled (training) or ordered (evaluation) batches of ``(inputs, targets)``.
 
-    ``inputs`` is an array or a dict of arrays with the same first dimension.
+    ``inputs`` and ``targets`` are arrays or dicts of arrays with the same first dimension.
     Training batches drop the remainder so every step has the same shape and
     XLA compiles once; evaluation batches keep every sample on a single process.
 
@@ -39,7 +39,7 @@ class Batches(keras.utils.PyDataset):
     then drops the remainder too, so every process runs the same number of steps.
     """
 
-    def __init__(self, inputs: Any, targets: np.ndarray, batch_size: int, *,
+    def __init__(self, inputs: Any, targets: Any, batch_size: int, *,
                  training: bool, seed: int = 0, transform: BatchTransform | None = None,
                  workers: int = 1, **kwargs: Any) -> None:
         super().__init__(workers=workers, use_multiprocessing=False,
@@ -52,7 +52,7 @@ class Batches(keras.utils.PyDataset):
         self.seed = seed
         self.epoch = 0
         self.shard_index, self.shard_count = _PROCESS_SHARD
-        count = len(targets)
+        count = _length(targets)
         if count == 0:
             raise ValueError("no samples to batch")
         if training and count < self.batch_size:
@@ -61,22 +61,22 @@ class Batches(keras.utils.PyDataset):
         self.on_epoch_end()
 
     def __len__(self) -> int:
-        count = len(self.targets)
+        count = _length(self.targets)
         if self.training or self.shard_count > 1:
             return count // self.batch_size
         return math.ceil(count / self.batch_size)
 
     @property
     def num_samples(self) -> int:
-        return len(self.targets)
+        return _length(self.targets)
 
-    def __getitem__(self, index: int) -> tuple[Any, np.ndarray]:
+    def __getitem__(self, index: int) -> tuple[Any, Any]:
         picked = self.order[index * self.batch_size:(index + 1) * self.batch_size]
         if self.shard_count > 1:
             local = len(picked) // self.shard_count
             picked = picked[self.shard_index * local:(self.shard_index + 1) * local]
         inputs = _take(self.inputs, picked)
-        targets = self.targets[picked]
+        targets = _take(self.targets, picked)
         if self.transform is not None and self.training:
             rng = np.random.default_rng((self.seed, self.epoch, index))
             inputs, targets = self.transform(inputs, targets, rng)
@@ -96,7 +96,7 @@ class Batches(keras.utils.PyDataset):
     def on_epoch_end(self) -> None:
         if self.training:
             rng = np.random.default_rng((self.seed, self.epoch))
-            self.order = rng.permutation(len(self.targets))
+            self.order = rng.permutation(_length(self.targets))
         self.epoch += 1
 
 
@@ -106,6 +106,10 @@ def set_process_shard(index: int, count: int) -> None:
     if not 0 <= index < count:
         raise ValueError(f"process index {index} is outside 0..{count - 1}")
     _PROCESS_SHARD = (index, count)
+
+
+def _length(arrays: Any) -> int:
+    return len(next(iter(arrays.values()))) if isinstance(arrays, dict) else len(arrays)
 
 
 def _take(inputs: Any, picked: np.ndarray) -> Any:

@@ -3,6 +3,9 @@
     data.dir/train/<class>/*.png|jpg   (or the class folders directly in data.dir)
     data.dir/val/<class>/...           optional; else a stratified split of train
 
+``data.task = "detection"``: COCO, YOLO or Pascal VOC folders instead (the shared
+``detection_data`` module).
+
 Images are decoded once, resized to ``data.image_size`` and kept as uint8:
 normalisation and augmentation happen inside the model, on the device.
 """
@@ -15,6 +18,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from . import detection_data
 from .class_folders import class_root, find_classes, list_files
 from .config import Config, choice, get
 from .errors import DataError
@@ -22,11 +26,14 @@ from .media import IMAGE_SUFFIXES, UNREADABLE, decode_all, first_line, is_image,
 from .overlap import warn_overlap
 from .pipeline import Batches, Splits, one_hot, stratified_split
 
+TASKS = ("classification", "detection")
 _KINDS = ", ".join(sorted(IMAGE_SUFFIXES))  # what a class folder must hold
 
 
 def load_splits(config: Config, *, batch_size: int) -> Splits:
     """Training and validation batches plus what the model needs to know."""
+    if choice(config, "data.task", TASKS) == "detection":
+        return detection_data.load_splits(config, batch_size=batch_size)
     root = Path(get(config, "data.dir"))
     train_root = class_root(root)
     class_names = find_classes(train_root)
@@ -63,6 +70,8 @@ def load_splits(config: Config, *, batch_size: int) -> Splits:
 
 def load_eval(config: Config, path: Path, meta: dict[str, Any], *, batch_size: int) -> Batches:
     """Batches from another folder of class folders, with the training run's classes."""
+    if meta.get("task") == "detection":
+        return detection_data.load_eval(config, path, meta, batch_size=batch_size)
     class_names = list(meta["class_names"])
     files, labels = list_files(class_root(Path(path)), class_names, is_image, _KINDS,
                                training=False)

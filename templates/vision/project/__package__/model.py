@@ -17,6 +17,7 @@ from typing import Any
 
 import keras
 
+from . import detection_model
 from .augment import augmentation_layers
 from .backbones import APPLICATIONS, application, small_cnn
 from .config import Config, choice, get
@@ -28,6 +29,8 @@ BACKBONES = ("small_cnn", "vit", *APPLICATIONS)
 
 def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
     """The classifier for ``meta['image_shape']`` and ``meta['class_names']``."""
+    if meta.get("task") == "detection":  # keras-hub RetinaNet (shared with driving)
+        return detection_model.build_model(config, meta)
     height, width, channels = meta["image_shape"]
     num_classes = len(meta["class_names"])
     backbone = choice(config, "model.backbone", BACKBONES)
@@ -56,6 +59,8 @@ def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
 
 def compile_args(config: Config, meta: dict[str, Any]) -> dict[str, Any]:
     """Loss and metrics; labels arrive one-hot (MixUp/CutMix and label smoothing need it)."""
+    if meta.get("task") == "detection":
+        return detection_model.compile_args(config, meta)
     return {
         "loss": keras.losses.CategoricalCrossentropy(
             label_smoothing=float(get(config, "augment.label_smoothing"))),

@@ -15,7 +15,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from . import rundir
+from . import detection_predict, rundir
 from .config import get, load_config
 from .data import read_image
 from .media import Video, expand_inputs, model_frame, write_csv
@@ -27,6 +27,8 @@ def run_prediction(run_path: Path, inputs: list[Path], out: Path | None,
     run = rundir.open_existing(run_path)
     config = load_config(run.config, overrides or [])  # predict --set KEY=VALUE
     meta = rundir.read_meta(run)
+    if meta.get("task") == "detection":  # detections.json (shared with driving)
+        return detection_predict.run_prediction(run_path, inputs, out, overrides)
     images, videos = expand_inputs(inputs)
     net = rundir.load_model(rundir.model_checkpoint(run))
     rundir.check_model_outputs(net, meta)

@@ -8,16 +8,24 @@ from typing import Any
 import keras
 import numpy as np
 
-from . import plots
+from . import detection_report, plots
 from .classification import classification_scores
 from .pipeline import Batches
 
-HEADLINE = "accuracy"  # the number train prints at the end
+
+def headline(meta: dict[str, Any]) -> str:
+    """The number train prints at the end, by task."""
+    return detection_report.HEADLINE if meta.get("task") == "detection" else "accuracy"
 
 
 def report(model: keras.Model, batches: Batches, meta: dict[str, Any], plots_dir: Path
            ) -> dict[str, Any]:
-    """Accuracy, top-3 accuracy, macro F1 and per-class recall; writes the confusion matrix."""
+    """Accuracy, top-3 accuracy, macro F1 and per-class recall; writes the confusion matrix.
+
+    Detection: COCOeval's mAPs (``detection_report``).
+    """
+    if meta.get("task") == "detection":
+        return detection_report.report(model, batches, meta, plots_dir)
     probabilities = model.predict(batches, verbose=0)
     true = np.argmax(batches.targets, axis=1)
     predicted = np.argmax(probabilities, axis=1)

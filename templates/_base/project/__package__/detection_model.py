@@ -1,0 +1,160 @@
+"""Detection model: keras-hub's RetinaNet on a small ResNet, from scratch, and its augmentation.
+
+    float [0, 1] image (data.image_size square) -> ResNet (basic blocks) -> FPN P3..P5
+    -> box and class heads -> focal loss + Huber (training) or NMS (predict)
+
+Boxes are ``xyxy`` in model pixels. The defaults are sized for a CPU: one basic
+block per stage, ``model.head_convs`` convolutions in each head (RetinaNet's paper
+uses 4), and anchors of ``model.anchor_size`` x stride (2: 16 pixels at P3), right
+for objects of 12 to 100 pixels in a 128-pixel image.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import keras_hub
+import numpy as np
+
+from .config import Config, choice, get
+from .errors import ConfigError
+
+BACKBONES = ("resnet_small", "resnet18")
+
+
+@keras.saving.register_keras_serializable(package="detection")
+class RetinaNet(keras_hub.models.RetinaNetObjectDetector):
+    """keras-hub's RetinaNet with Keras' own fit/evaluate/predict.
+
+    keras-hub's versions route every input through tf.data for its preprocessor;
+    this project has none (images arrive scaled to [0, 1]) and feeds ``Batches``,
+    which also keeps the JAX backend free of TensorFlow.
+    """
+
+    fit = keras.Model.fit
+    evaluate = keras.Model.evaluate
+    train_on_batch = keras.Model.train_on_batch
+    test_on_batch = keras.Model.test_on_batch
+
+    def predict(self, x: Any, batch_size: int | None = None, **kwargs: Any) -> Any:
+        self._static_batch(int(batch_size or 32))
+        return keras.Model.predict(self, x, batch_size=batch_size, **kwargs)
+
+    def predict_on_batch(self, x: Any) -> Any:
+        self._static_batch(len(x))
+        return keras.Model.predict_on_batch(self, x)
+
+    def _static_batch(self, size: int) -> None:
+        """keras-hub's NMS needs a static batch size, but TensorFlow retraces a second batch
+        size with the batch dimension unknown: a new size gets a fresh predict function."""
+        if getattr(self, "_predict_batch", None) != size:
+            self.predict_function = None
+            self._predict_batch = size
+
+    def decode_predictions(self, predictions: Any, data: Any) -> Any:
+        # keras.Model.predict_on_batch hands predict_step ``(images,)``; keras-hub
+        # expects the images or an ``(images, labels)`` pair
+        if isinstance(data, list | tuple) and len(data) == 1:
+            data = data[0]
+        return super().decode_predictions(predictions, data)
+
+
+def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
+    """A RetinaNet for ``meta['class_names']`` at ``meta['image_shape']``."""
+    shape = tuple(meta["image_shape"])
+    backbone = choice(config, "model.backbone", BACKBONES)
+    blocks = [1, 1, 1, 1] if backbone == "resnet_small" else [2, 2, 2, 2]
+    encoder = keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64], input_conv_kernel_sizes=[7 if backbone == "resnet18" else 3],
+        stackwise_num_filters=[64, 128, 256, 512] if backbone == "resnet18" else [64, 64, 128, 128],
+        stackwise_num_blocks=blocks, stackwise_num_strides=[1, 2, 2, 2],
+        block_type="basic_block", image_shape=shape)
+    if shape[0] % 32:
+        raise ConfigError(f"data.image_size must be a multiple of 32 for detection; "
+                          f"got {shape[0]}")
+    pyramid = keras_hub.models.RetinaNetBackbone(
+        image_encoder=encoder, min_level=3, max_level=5, use_p5=False, image_shape=shape)
+    anchors = keras_hub.layers.AnchorGenerator(
+        "xyxy", min_level=3, max_level=5, num_scales=3, aspect_ratios=[0.5, 1.0, 2.0],
+        anchor_size=float(get(config, "model.anchor_size")))
+    head_convs = int(get(config, "model.head_convs"))
+    if not 1 <= head_convs <= 4:
+        raise ConfigError(f"model.head_convs must be 1..4; got {head_convs}")
+    return RetinaNet(
+        backbone=pyramid, num_classes=len(meta["class_names"]), bounding_box_format="xyxy",
+        anchor_generator=anchors, pre_logits_num_conv_layers=head_convs,
+        use_prediction_head_norm=True, name="retinanet")
+
+
+def compile_args(config: Config, meta: dict[str, Any]) -> dict[str, Any]:
+    """keras-hub's losses: Huber on box deltas, focal cross-entropy on classes."""
+    return {"box_loss": keras.losses.Huber(reduction="sum"),
+            "classification_loss": keras.losses.BinaryFocalCrossentropy(
+                alpha=0.25, gamma=2.0, from_logits=True, reduction="sum")}
+
+
+def set_thresholds(model: keras.Model, score: float, iou: float, max_detections: int) -> None:
+    """Replace the detector's NMS with one using these thresholds (from ``[predict]``)."""
+    from keras_hub.layers import NonMaxSuppression
+
+    model.prediction_decoder = NonMaxSuppression(
+        bounding_box_format=model.bounding_box_format, from_logits=True,
+        iou_threshold=iou, confidence_threshold=score, max_detections=max_detections)
+
+
+def batch_transform(config: Config) -> Any:
+    """Box-aware augmentation of a uint8 training batch: flip, scale jitter + crop, colour."""
+    flip = choice(config, "augment.flip", ("none", "horizontal"))
+    jitter = float(get(config, "augment.scale_jitter"))
+    colour = float(get(config, "augment.color"))
+    if not 0 <= jitter < 1 or not 0 <= colour < 1:
+        raise ConfigError("augment.scale_jitter and augment.color must be in [0, 1)")
+
+    def transform(images: np.ndarray, targets: dict[str, np.ndarray], rng: np.random.Generator
+                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        images, boxes, labels = images.copy(), targets["boxes"].copy(), targets["labels"].copy()
+        size = images.shape[1]
+        for i in range(len(images)):
+            valid = labels[i] >= 0
+            if flip == "horizontal" and rng.random() < 0.5:
+                images[i] = images[i, :, ::-1]
+                boxes[i, valid] = np.stack([size - boxes[i, valid, 2], boxes[i, valid, 1],
+                                            size - boxes[i, valid, 0], boxes[i, valid, 3]], -1)
+            if jitter > 0:
+                images[i], boxes[i], labels[i] = _zoom(images[i], boxes[i], labels[i],
+                                                       rng.uniform(1 - jitter, 1 + jitter), rng)
+        if colour > 0:
+            gain = rng.uniform(1 - colour, 1 + colour, size=(len(images), 1, 1, 3))
+            shift = rng.uniform(-colour, colour, size=(len(images), 1, 1, 1)) * 128
+            images = np.clip(images * gain + shift, 0, 255).astype(np.uint8)
+        return images, {"boxes": boxes, "labels": labels}
+
+    return transform
+
+
+def _zoom(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, factor: float,
+          rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scale by ``factor`` around a random point, crop or pad back; drop boxes mostly cut off."""
+    from PIL import Image
+
+    size = image.shape[0]
+    new = max(8, round(size * factor))
+    scaled = np.asarray(Image.fromarray(image).resize((new, new), Image.Resampling.BILINEAR))
+    canvas = np.full_like(image, 114)
+    offset = rng.integers(min(0, size - new), max(0, size - new) + 1, size=2)  # (x, y)
+    src_x, src_y = max(0, -offset[0]), max(0, -offset[1])
+    dst_x, dst_y = max(0, offset[0]), max(0, offset[1])
+    width, height = min(new - src_x, size - dst_x), min(new - src_y, size - dst_y)
+    canvas[dst_y:dst_y + height, dst_x:dst_x + width] = \
+        scaled[src_y:src_y + height, src_x:src_x + width]
+    valid = labels >= 0
+    moved = boxes.copy()
+    moved[valid] = boxes[valid] * (new / size) + np.tile(offset, 2)
+    clipped = np.clip(moved, 0, size)
+    area = np.prod(moved[:, 2:] - moved[:, :2], axis=1)
+    kept = np.prod(np.maximum(clipped[:, 2:] - clipped[:, :2], 0), axis=1)
+    keep = valid & (kept >= 0.5 * np.maximum(area, 1e-6)) & \
+        (np.min(clipped[:, 2:] - clipped[:, :2], axis=1) >= 2)
+    out_boxes = np.where(keep[:, None], clipped, -1.0).astype(np.float32)
+    return canvas, out_boxes, np.where(keep, labels, -1).astype(labels.dtype)

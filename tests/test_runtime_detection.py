@@ -1,0 +1,198 @@
+"""The shared detection pieces (templates/_base/.../detection_*.py), without training:
+COCO, YOLO and VOC folders read to the same boxes, bad annotations named in one line,
+letterboxing undone exactly, COCOeval through pycocotools, box-aware augmentation."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import runtime
+from PIL import Image
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+formats = runtime.load("detection_formats")
+data = runtime.load("detection_data")
+report = runtime.load("detection_report")
+errors = runtime.load("errors")
+
+CLASSES = ["cat", "dog"]
+# (file, width, height, [(class, x0, y0, x1, y1)]): one image without boxes
+IMAGES = [("a.png", 80, 60, [(0, 10, 5, 40, 35), (1, 50, 20, 79, 59)]),
+          ("b.png", 40, 100, [(1, 0, 0, 40, 50)]),
+          ("c.png", 64, 64, [])]
+
+
+def _pictures(folder: Path) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, width, height, _ in IMAGES:
+        Image.new("RGB", (width, height), (200, 30, 30)).save(folder / name)
+
+
+def write_coco(root: Path, split: str = "train", images: list = IMAGES) -> Path:
+    _pictures(root / "images" / split)
+    coco: dict = {"images": [], "annotations": [],
+                  "categories": [{"id": 7 + i, "name": n} for i, n in enumerate(CLASSES)]}
+    for number, (name, width, height, boxes) in enumerate(images, 1):
+        coco["images"].append({"id": number, "file_name": name, "width": width,
+                               "height": height})
+        for label, x0, y0, x1, y1 in boxes:
+            coco["annotations"].append({"id": len(coco["annotations"]) + 1, "image_id": number,
+                                        "category_id": 7 + label, "iscrowd": 0,
+                                        "bbox": [x0, y0, x1 - x0, y1 - y0]})
+    (root / "annotations").mkdir(parents=True, exist_ok=True)
+    path = root / "annotations" / f"instances_{split}.json"
+    path.write_text(json.dumps(coco))
+    return path
+
+
+def write_yolo(root: Path) -> None:
+    _pictures(root / "images" / "train")
+    (root / "labels" / "train").mkdir(parents=True)
+    (root / "data.yaml").write_text("path: .\nnames:\n  0: cat\n  1: dog\n")
+    for name, width, height, boxes in IMAGES:
+        lines = [f"{label} {(x0 + x1) / 2 / width} {(y0 + y1) / 2 / height} "
+                 f"{(x1 - x0) / width} {(y1 - y0) / height}" for label, x0, y0, x1, y1 in boxes]
+        (root / "labels" / "train" / f"{Path(name).stem}.txt").write_text("\n".join(lines))
+
+
+def write_voc(root: Path) -> None:
+    _pictures(root / "JPEGImages")
+    (root / "Annotations").mkdir()
+    (root / "ImageSets" / "Main").mkdir(parents=True)
+    for name, width, height, boxes in IMAGES:
+        objects = "".join(
+            f"<object><name>{CLASSES[label]}</name><bndbox><xmin>{x0 + 1}</xmin>"
+            f"<ymin>{y0 + 1}</ymin><xmax>{x1}</xmax><ymax>{y1}</ymax></bndbox></object>"
+            for label, x0, y0, x1, y1 in boxes)
+        (root / "Annotations" / f"{Path(name).stem}.xml").write_text(
+            f"<annotation><filename>{name}</filename><size><width>{width}</width>"
+            f"<height>{height}</height></size>{objects}</annotation>")
+    (root / "ImageSets" / "Main" / "train.txt").write_text("a\nb\nc\n")
+
+
+def read(root: Path, on_bad: str = "error") -> tuple[np.ndarray, list[dict], list[str]]:
+    fmt = formats.detect_format(root, "auto")
+    present = formats.splits_present(root, fmt)
+    items, names = formats.read_split(root, fmt, "train" if "train" in present else None, None)
+    images, records = data.read_items(items, 64, on_bad)
+    return images, records, names
+
+
+@pytest.mark.parametrize("writer", [write_coco, write_yolo, write_voc])
+def test_the_three_layouts_read_to_the_same_boxes(tmp_path: Path, writer) -> None:
+    writer(tmp_path)
+    images, records, names = read(tmp_path)
+    assert names == CLASSES and images.shape == (3, 64, 64, 3)
+    by_file = {r["file_name"]: r for r in records}
+    for name, width, height, boxes in IMAGES:
+        record = by_file[name]
+        assert (record["width"], record["height"]) == (width, height)
+        expected = np.float32([b[1:] for b in boxes]).reshape(-1, 4)
+        np.testing.assert_allclose(record["boxes"], expected, atol=1e-3)
+        assert record["labels"].tolist() == [b[0] for b in boxes]
+
+
+def test_letterbox_keeps_aspect_and_boxes_map_back(tmp_path: Path) -> None:
+    write_coco(tmp_path)
+    images, records, _ = read(tmp_path)
+    tall = next(r for r in records if r["file_name"] == "b.png")  # 40 x 100
+    assert tall["scale"] == pytest.approx(0.64)
+    picture = images[records.index(tall)]
+    assert (picture[:, :26] == (200, 30, 30)).all()  # the image, scaled to 26 x 64
+    assert (picture[:, 27:] == data.PAD_VALUE).all()  # padding on the right
+    targets = data.targets(records, 3)
+    model_boxes = targets["boxes"][records.index(tall)]
+    np.testing.assert_allclose(model_boxes[0], [0, 0, 25.6, 32])
+    assert targets["labels"][records.index(tall)].tolist() == [1, -1, -1]
+    back = report.to_original({"boxes": model_boxes[:1].astype(np.float64)}, tall)
+    np.testing.assert_allclose(back, [[0, 0, 40, 50]], atol=1e-4)
+
+
+@pytest.mark.parametrize(("bad_box", "message"), [
+    ((0, 10, 5, 90, 35), "outside the 80x60 image"),
+    ((0, 10, 5, 10, 35), "degenerate"),
+])
+def test_a_bad_box_is_one_error_naming_the_file_or_skipped(tmp_path: Path, bad_box: tuple,
+                                                           message: str) -> None:
+    images = [IMAGES[0][:3] + ([bad_box],), *IMAGES[1:]]
+    write_coco(tmp_path, images=images)
+    with pytest.raises(errors.DataError) as caught:
+        read(tmp_path)
+    assert "a.png" in str(caught.value) and message in str(caught.value)
+    assert "\n" not in str(caught.value)
+    kept, records, _ = read(tmp_path, on_bad="skip")
+    assert len(kept) == 2 and "a.png" not in {r["file_name"] for r in records}
+
+
+def test_unknown_category_and_missing_image_are_named(tmp_path: Path) -> None:
+    path = write_coco(tmp_path)
+    coco = json.loads(path.read_text())
+    coco["annotations"][0]["category_id"] = 99
+    path.write_text(json.dumps(coco))
+    with pytest.raises(errors.DataError, match=r"a\.png.*unknown category_id 99"):
+        read(tmp_path)
+    (tmp_path / "images" / "train" / "b.png").unlink()
+    _, records, _ = read(tmp_path, on_bad="skip")
+    assert [r["file_name"] for r in records] == ["c.png"]
+
+
+def test_voc_with_a_doctype_is_refused(tmp_path: Path) -> None:
+    write_voc(tmp_path)
+    (tmp_path / "Annotations" / "a.xml").write_text(
+        '<?xml version="1.0"?><!DOCTYPE lol [<!ENTITY a "aaaa">]><annotation>&a;</annotation>')
+    with pytest.raises(errors.DataError, match=r"a\.xml.*DOCTYPE"):
+        read(tmp_path)
+
+
+def test_no_detection_layout_is_one_line(tmp_path: Path) -> None:
+    with pytest.raises(errors.DataError, match="COCO.*YOLO.*VOC"):
+        formats.detect_format(tmp_path, "auto")
+
+
+def test_coco_scores_are_one_for_the_truth_and_low_for_the_chance_baseline(tmp_path: Path
+                                                                           ) -> None:
+    write_coco(tmp_path)
+    _, records, names = read(tmp_path)
+    perfect = [{"boxes": r["boxes"].astype(np.float64) * r["scale"],
+                "scores": np.ones(len(r["labels"])), "labels": r["labels"]} for r in records]
+    results = report.coco_results(perfect, records, names, numbered=True)
+    assert {"file_name", "image_id", "category", "category_id", "bbox", "score"} <= set(results[0])
+    truth = report.ground_truth(records, names)
+    scores, _ = report.coco_scores(truth, results, names)
+    assert scores["map_50"] == pytest.approx(1.0) and scores["map"] == pytest.approx(1.0)
+    assert scores["ap_50_cat"] == pytest.approx(1.0)
+    chance, _ = report.coco_scores(truth, report.chance_results(records, names), names)
+    assert chance["map_50"] < 0.5
+    shifted = [{**p, "boxes": p["boxes"] + 15} for p in perfect]
+    worse, _ = report.coco_scores(truth, report.coco_results(shifted, records, names,
+                                                             numbered=True), names)
+    assert worse["map"] < 0.5
+
+
+def test_augmentation_moves_boxes_with_the_pixels() -> None:
+    model = runtime.load("detection_model")
+    config = {"augment": {"flip": "horizontal", "scale_jitter": 0.3, "color": 0.0}}
+    transform = model.batch_transform(config)
+    images = np.zeros((8, 64, 64, 3), np.uint8)
+    images[:, 10:30, 5:25] = 255  # a white square, its box below
+    boxes = np.full((8, 2, 4), -1.0, np.float32)
+    boxes[:, 0] = [5, 10, 25, 30]
+    labels = np.full((8, 2), -1, np.int32)
+    labels[:, 0] = 0
+    out, moved = transform(images, {"boxes": boxes, "labels": labels},
+                           np.random.default_rng(1))
+    flipped = 0
+    for image, box, label in zip(out, moved["boxes"], moved["labels"], strict=True):
+        assert label[1] == -1
+        if label[0] < 0:
+            continue
+        x0, y0, x1, y1 = np.round(box[0]).astype(int)
+        inside = image[y0 + 2:y1 - 2, x0 + 2:x1 - 2]
+        assert inside.size and inside.mean() > 200  # the square is where its box says
+        flipped += x0 > 32
+    assert flipped > 0

@@ -1,0 +1,98 @@
+"""End to end: a vision detection project, generated with its shapes sample, trained for one
+tiny epoch, scored by COCOeval, predicting a folder into detections.json that pycocotools
+loads and scores against the ground truth. Quality is measured by hand (README)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from pathlib import Path
+
+import pytest
+from project_runner import generate, last_line, run_project, train_ok
+
+pytestmark = pytest.mark.slow
+
+TINY = ("--set", "train.epochs=1", "--set", "data.max_images=32", "--set", "data.image_size=64",
+        "--set", "train.batch_size=16")
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return generate(tmp_path_factory.mktemp("detection"), "shapes_demo", "vision",
+                    task="detection")
+
+
+@pytest.fixture(scope="module")
+def trained_run(project: Path) -> Path:
+    run = project / "runs" / "tiny"
+    stdout = train_ok(project, run, *TINY).stdout
+    assert "validation map_50: " in stdout and "chance level: " in stdout
+    return run
+
+
+def test_the_project_trains_and_scores_with_cocoeval(trained_run: Path) -> None:
+    final = json.loads((trained_run / "metrics.json").read_text())["final"]
+    for key in ("map", "map_50", "map_75", "map_small", "map_medium", "chance_map_50",
+                "ap_50_circle", "ap_50_square", "ap_50_triangle"):
+        assert key in final, key
+    assert final["images"] == 160 and final["boxes"] > 160
+    assert 0.0 <= final["map_50"] <= 1.0
+    for name in ("precision_recall", "validation_boxes", "training_curves"):
+        assert (trained_run / "plots" / f"{name}.png").stat().st_size > 1000
+    meta = json.loads((trained_run / "meta.json").read_text())
+    assert meta["task"] == "detection" and meta["format"] == "coco"
+
+
+def test_predict_writes_coco_results_that_pycocotools_scores(project: Path, trained_run: Path,
+                                                            tmp_path: Path) -> None:
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    out = tmp_path / "out"
+    folder = project / "data" / "images" / "val"
+    result = run_project(project, "predict", "--run-dir", str(trained_run), str(folder),
+                         "--out", str(out), "--set", "predict.score_threshold=0.0",
+                         "--set", "predict.draw=true")
+    assert result.returncode == 0, result.stderr[-2000:]
+    rows = json.loads((out / "detections.json").read_text())
+    assert rows, "an untrained detector still proposes boxes at threshold 0"
+    assert set(rows[0]) == {"file_name", "image_id", "category", "category_id", "bbox",
+                            "score"}
+    truth_file = project / "data" / "annotations" / "instances_val.json"
+    truth_images = json.loads(truth_file.read_text())["images"]
+    sizes = {i["id"]: (i["width"], i["height"]) for i in truth_images}
+    for row in rows:
+        width, height = sizes[row["image_id"]]  # ids from the annotations, original pixels
+        x, y, w, h = row["bbox"]
+        assert 0 <= x and 0 <= y and x + w <= width + 0.01 and y + h <= height + 0.01
+    with contextlib.redirect_stdout(io.StringIO()):
+        truth = COCO(str(truth_file))
+        evaluator = COCOeval(truth, truth.loadRes(rows), "bbox")
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    assert 0.0 <= evaluator.stats[1] <= 1.0
+    assert len(list((out / "annotated").glob("*.png"))) == len(truth_images)
+
+
+def test_a_box_outside_its_image_is_one_line(project: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    for split in ("train", "val"):
+        (data / "images" / split).mkdir(parents=True)
+        source = project / "data" / "images" / split / "00000.png"
+        (data / "images" / split / "00000.png").write_bytes(source.read_bytes())
+    coco = {"images": [{"id": 1, "file_name": "00000.png", "width": 1, "height": 1}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 1,
+                             "bbox": [5, 5, 900, 10]}],
+            "categories": [{"id": 1, "name": "thing"}]}
+    (data / "annotations").mkdir()
+    for split in ("train", "val"):
+        (data / "annotations" / f"instances_{split}.json").write_text(json.dumps(coco))
+    result = run_project(project, "train", "--run-dir", str(tmp_path / "run"),
+                         "--set", f'data.dir="{data}"', *TINY)
+    assert result.returncode == 2
+    line = last_line(result.stderr)
+    assert line.startswith("error: ") and "00000.png" in line and "outside" in line
+    assert "Traceback" not in result.stderr
