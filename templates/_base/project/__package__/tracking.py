@@ -12,6 +12,7 @@ stops tracking for that run; training always goes on.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import math
 import os
@@ -87,8 +88,8 @@ class Tracker:
                 self.run_id, str(run.plots), "plots") if run.plots.is_dir() else None)
             for name in ("metrics.json", "config.toml", "history.csv"):
                 if (run.path / name).is_file():
-                    self.call(f"logging {name}", lambda n=name: self.client.log_artifact(
-                        self.run_id, str(run.path / n)))
+                    self.call(f"logging {name}", functools.partial(
+                        self.client.log_artifact, self.run_id, str(run.path / name)))
             best = model_checkpoint(run)
             if best.is_file():
                 self.call("logging the best checkpoint", lambda: self.client.log_artifact(
@@ -134,9 +135,9 @@ def start(config: Config, resolved: Config, run_path: Path, tags: dict[str, str]
         tracker = Tracker(client, created.info.run_id)
         print(f"tracking: MLflow run {created.info.run_id} in {uri}", flush=True)
     except Exception as err:  # noqa: BLE001
-        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
+        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else ""
         print(f"warning: tracking: starting an MLflow run failed ({type(err).__name__}: "
-              f"{first}); training goes on without tracking", flush=True)
+              f"{reason}); training goes on without tracking", flush=True)
     return tracker
 
 
