@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -41,6 +42,12 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return generate(tmp_path_factory.mktemp("tune"), "tune_demo", "vision")
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 @pytest.fixture(scope="module")
 def sweep(project: Path) -> tuple[Path, subprocess.CompletedProcess[str]]:
     """A chief and two workers (launch/tune.sh) run a two-trial sweep."""
@@ -48,7 +55,7 @@ def sweep(project: Path) -> tuple[Path, subprocess.CompletedProcess[str]]:
     result = subprocess.run(
         ["bash", "launch/tune.sh", "2", *TINY], cwd=project, capture_output=True, text=True,
         timeout=600, check=False,
-        env=environ(SWEEP_DIR="runs/sweep-dist", KERASTUNER_ORACLE_PORT="18571"))
+        env=environ(SWEEP_DIR="runs/sweep-dist", KERASTUNER_ORACLE_PORT=str(_free_port())))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return folder, result
 
