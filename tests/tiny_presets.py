@@ -86,3 +86,42 @@ backbone = keras_hub.models.BertBackbone(
 backbone.save_to_preset(folder)
 tokenizer.save_to_preset(folder)
 '''
+
+# A 2-layer GPT-2 with a byte-level BPE vocabulary: the 256 byte symbols (so any text
+# tokenizes), a few merges of common English pairs, and <|endoftext|> at id 0.
+GPT2 = '''
+import sys
+import keras_hub
+folder = sys.argv[1] + "/gpt2"
+printable = [*range(33, 127), *range(161, 173), *range(174, 256)]  # GPT-2's byte symbols
+symbols = [chr(b) for b in printable] + [chr(256 + n) for n in range(256 - len(printable))]
+merges = ["\\u0120 t", "h e", "\\u0120t he", "\\u0120 a", "i n", "o n", "e r", "\\u0120 s", "r e"]
+vocabulary = {"<|endoftext|>": 0}
+for token in symbols + [merge.replace(" ", "") for merge in merges]:
+    vocabulary.setdefault(token, len(vocabulary))
+keras_hub.models.GPT2Backbone(
+    vocabulary_size=len(vocabulary), num_layers=2, num_heads=2, hidden_dim=16,
+    intermediate_dim=32, max_sequence_length=64).save_to_preset(folder)
+keras_hub.models.GPT2Tokenizer(vocabulary=vocabulary, merges=merges).save_to_preset(folder)
+'''
+
+
+def weights(path: Path) -> dict[str, object]:
+    """Every array of a preset's ``model.weights.h5`` or a ``.keras`` checkpoint's weights,
+    by its path inside the file (read with h5py, without Keras)."""
+    import io
+    import zipfile
+
+    import h5py
+
+    found: dict[str, object] = {}
+    if path.suffix == ".keras":
+        with zipfile.ZipFile(path) as archive, \
+                h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as handle:
+            handle.visititems(lambda name, item: found.__setitem__(name, item[()])
+                              if isinstance(item, h5py.Dataset) else None)
+        return found
+    with h5py.File(path / "model.weights.h5", "r") as handle:
+        handle.visititems(lambda name, item: found.__setitem__(name, item[()])
+                          if isinstance(item, h5py.Dataset) else None)
+    return found

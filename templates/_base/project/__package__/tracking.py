@@ -81,6 +81,8 @@ class Tracker:
         """Final metrics, plots and best checkpoint of ``run_path``; close the run."""
         from .rundir import RunDir, model_checkpoint
 
+        if not self.active:  # tracking off (the partial below reads self.client at once)
+            return
         run = RunDir(run_path)
         if status == "FINISHED":
             self.call("logging final metrics", lambda: self._log_final(run))

@@ -28,6 +28,7 @@ from .config import Config, choice, get
 from .csv_out import write_csv
 from .decoding import sample, translate
 from .errors import ConfigError
+from .lm_data import lm_tokenizer
 from .seq_text import START_ID, detokenize, encode_rows, wordpiece
 from .text_io import collect_texts
 
@@ -97,7 +98,7 @@ def _sample(net: Any, config: Config, meta: dict[str, Any],
     sources, prompts = named
     settings = _sampling(config)
     length = int(meta["sequence_length"])
-    tokenizer = wordpiece(meta)
+    tokenizer = lm_tokenizer(meta)
     keep = max(0, length - settings["max_new_tokens"] - 1)  # room for what is sampled
     continuations = []
     for index, prompt in enumerate(prompts):
@@ -108,7 +109,8 @@ def _sample(net: Any, config: Config, meta: dict[str, Any],
             ids = ids[len(ids) - keep:] if keep else []
         rng = np.random.default_rng((int(get(config, "predict.seed")), index))
         new = sample(net, [START_ID, *ids], length, rng=rng, **settings)
-        continuations.append(detokenize(meta["vocabulary"], new))
+        continuations.append(tokenizer.decode(new) if meta.get("preset")
+                             else detokenize(meta["vocabulary"], new))
     target = _write_rows(out / "samples.csv", ["source", "prompt", "continuation"],
                          sources, prompts, continuations, shown="{1} >>> {2}")
     print(f"{len(prompts)} sample(s) written to {target}")
@@ -118,6 +120,9 @@ def _sample(net: Any, config: Config, meta: dict[str, Any],
 def _chat(net: Any, config: Config, meta: dict[str, Any], inputs: list[Path],
           out: Path) -> Path:
     settings = _sampling(config)
+    if meta.get("preset"):
+        raise ConfigError("predict.mode = \"chat\" is not built for model.preset runs yet; "
+                          "use predict.mode = \"sample\"")
     conversation = Conversation(
         wordpiece(meta), meta["vocabulary"], int(meta["sequence_length"]),
         user=str(get(config, "predict.user_marker")),

@@ -19,6 +19,8 @@ import numpy as np
 
 from .config import Config, get
 from .errors import DataError
+from .finetune import source
+from .lm_preset import lora_rank, tokenizer_of
 from .overlap import warn_overlap
 from .pipeline import Batches, Splits
 from .seq_text import encode_rows, token_lengths, with_markers, wordpiece
@@ -38,25 +40,43 @@ def load_corpus(config: Config, *, batch_size: int) -> Splits:
     text_column = str(get(config, "data.text_column"))
     documents, val_documents = read_corpus(config)
     warn_overlap(documents, val_documents, what="documents")
-    vocabulary, learner = learn_config_vocabulary(config, documents)
-    meta: dict[str, Any] = {
-        "task": "causal_lm", "vocabulary": with_markers(vocabulary),
-        "lowercase": bool(get(config, "tokenizer.lowercase")),
-        "strip_accents": bool(get(config, "tokenizer.strip_accents")),
-        "vocabulary_learner": learner, "text_column": text_column}
-    lengths = token_lengths(wordpiece(meta), documents) + 1  # [START] or [END] beside them
+    preset = str(get(config, "model.preset"))
+    meta: dict[str, Any] = {"task": "causal_lm", "text_column": text_column}
+    if preset:  # the preset's own tokenizer (lm_preset.py); no vocabulary is learned
+        meta.update(preset=source(preset), lora_rank=lora_rank(config))
+        learner = f"preset {preset}"
+    else:
+        vocabulary, learner = learn_config_vocabulary(config, documents)
+        meta.update(vocabulary=with_markers(vocabulary), vocabulary_learner=learner,
+                    lowercase=bool(get(config, "tokenizer.lowercase")),
+                    strip_accents=bool(get(config, "tokenizer.strip_accents")))
+    lengths = token_lengths(lm_tokenizer(meta), documents) + 1  # [START] or [END] beside them
     length = sequence_length(config, lengths)
     train = encode_documents(documents, meta | {"sequence_length": length}, batch_size,
                              training=True, seed=int(get(config, "runtime.seed")))
-    counts = np.bincount(train.targets.ravel(), minlength=len(meta["vocabulary"]))
+    counts = np.bincount(train.targets.ravel(), minlength=vocabulary_size(meta))
     counts[0] = 0  # padding is never a target
     meta.update(sequence_length=length, tokens_per_sample=length,
                 unigram_counts=counts.tolist(),
-                summary=f"{len(meta['vocabulary'])} WordPiece tokens ({learner}), "
+                summary=f"{vocabulary_size(meta)} tokens ({learner}), "
                         f"documents of up to {length} tokens "
                         f"(median {int(np.median(lengths))})")
     val = encode_documents(val_documents, meta, batch_size, training=False)
     return Splits(train, val, meta)
+
+
+def lm_tokenizer(meta: dict[str, Any]) -> Any:
+    """The run's tokenizer: the preset's (ids shifted past the markers), else WordPiece."""
+    if meta.get("preset"):
+        return tokenizer_of(meta["preset"])
+    return wordpiece(meta)
+
+
+def vocabulary_size(meta: dict[str, Any]) -> int:
+    """Ids the model predicts: the learned vocabulary, or the preset's plus the markers."""
+    if meta.get("preset"):
+        return tokenizer_of(meta["preset"]).vocabulary_size
+    return len(meta["vocabulary"])
 
 
 def read_corpus(config: Config) -> tuple[list[str], list[str]]:
@@ -89,7 +109,7 @@ def encode_documents(documents: list[str], meta: dict[str, Any], batch_size: int
                      training: bool, seed: int = 0) -> Batches:
     """Next-token batches: inputs ids 0..L-1, targets ids 1..L of each row."""
     length = int(meta["sequence_length"])
-    ids, truncated = encode_rows(wordpiece(meta), documents, length + 1, markers=True)
+    ids, truncated = encode_rows(lm_tokenizer(meta), documents, length + 1, markers=True)
     report_truncation(truncated, len(documents), length)
     return Batches(ids[:, :-1], ids[:, 1:], batch_size, training=training, seed=seed)
 

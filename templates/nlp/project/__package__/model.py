@@ -26,6 +26,7 @@ from .config import Config, choice, get
 from .errors import ConfigError
 
 # Imported here so rundir.load_model, which imports this module, registers their layers too.
+from .lm_preset import PresetLM  # noqa: F401
 from .seq_models import (
     Float32AttentionEncoder,
     attention_sizes,

@@ -69,7 +69,12 @@ def build_translator(config: Config, meta: dict[str, Any]) -> keras.Model:
 
 
 def build_language_model(config: Config, meta: dict[str, Any]) -> keras.Model:
-    """GPT-style decoder: ``token_ids`` -> next-token logits at every position."""
+    """GPT-style decoder: ``token_ids`` -> next-token logits at every position
+    (``model.preset``: the preset's backbone, lm_preset.py)."""
+    if meta.get("preset"):
+        from .lm_preset import preset_language_model
+
+        return preset_language_model(config, meta)
     length = int(meta["sequence_length"])
     width, heads, layers, inner, dropout = _sizes(config)
     ids = keras.Input((length,), dtype="int32", name="token_ids")
