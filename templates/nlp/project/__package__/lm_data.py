@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .config import Config, get
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .finetune import source
 from .lm_preset import lora_rank, tokenizer_of
 from .overlap import warn_overlap
@@ -45,6 +45,9 @@ def load_corpus(config: Config, *, batch_size: int) -> Splits:
     if preset:  # the preset's own tokenizer (lm_preset.py); no vocabulary is learned
         meta.update(preset=source(preset), lora_rank=lora_rank(config))
         learner = f"preset {preset}"
+    elif lora_rank(config):
+        raise ConfigError("model.lora_rank needs model.preset (LoRA adapts a pretrained "
+                          "backbone); set it to 0 to train from scratch")
     else:
         vocabulary, learner = learn_config_vocabulary(config, documents)
         meta.update(vocabulary=with_markers(vocabulary), vocabulary_learner=learner,

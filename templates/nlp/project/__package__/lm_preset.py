@@ -80,6 +80,10 @@ def preset_language_model(config: Config, meta: dict[str, Any]) -> keras.Model:
     backbone = load_preset("models.Backbone", meta["preset"])
     if not hasattr(backbone, "token_embedding"):
         raise ConfigError(f"preset {meta['preset']!r} is not a causal LM backbone")
+    longest = getattr(backbone, "max_sequence_length", None)
+    if longest is not None and int(meta["sequence_length"]) > int(longest):
+        raise ConfigError(f"data.sequence_length = {meta['sequence_length']} is more than the "
+                          f"preset's maximum, {longest}: set data.sequence_length={longest}")
     start, end = special_ids(tokenizer_of(meta["preset"]).tokenizer)
     ids = keras.Input((int(meta["sequence_length"]),), dtype="int32", name="token_ids")
     logits = PresetLM(backbone, lora_rank=int(meta.get("lora_rank", 0)), start_id=start,
