@@ -31,6 +31,8 @@ class Preset:
 
 _IMAGE = "RGB images, resized to {side}x{side} by the preset's image converter"
 _TEXT = "English text, lowercased WordPiece, up to 512 tokens (data.sequence_length)"
+_BPE = "any text, byte-level BPE, up to 1024 tokens; model.lora_rank for LoRA"
+_GEMMA = "any text, SentencePiece (gated: accept the licence on Kaggle); model.lora_rank"
 
 PRESETS: dict[str, tuple[Preset, ...]] = {
     "vision": (
@@ -48,6 +50,9 @@ PRESETS: dict[str, tuple[Preset, ...]] = {
         Preset("bert_small_en_uncased", "classification", 28_763_648, _TEXT),
         Preset("distil_bert_base_en_uncased", "classification", 66_362_880, _TEXT),
         Preset("bert_base_en_uncased", "classification", 109_482_240, _TEXT),
+        Preset("gpt2_base_en", "causal_lm", 124_439_808, _BPE),
+        Preset("gpt2_medium_en", "causal_lm", 354_823_168, _BPE),
+        Preset("gemma3_1b", "causal_lm", 999_885_952, _GEMMA),
     ),
 }
 

@@ -20,6 +20,8 @@ def test_presets_lists_names_sizes_and_inputs() -> None:
     assert "23.6 M params" in resnet and "~  94 MB" in resnet and "224x224" in resnet
     text = CliRunner().invoke(main, ["presets", "nlp"]).stdout
     assert "bert_tiny_en_uncased" in text and "WordPiece" in text
+    gpt2 = next(line for line in text.splitlines() if line.startswith("gpt2_base_en "))
+    assert "causal_lm" in gpt2 and "lora_rank" in gpt2
     assert "resnet" not in text
 
 
