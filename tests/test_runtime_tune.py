@@ -248,3 +248,26 @@ def test_a_worker_without_a_chief_gives_up_with_one_line(tmp_path: Path,
     (tmp_path / "sweep").mkdir()
     (tmp_path / "sweep" / "config.toml").write_text(CONFIG)
     assert tune._wait_for_chief(tmp_path / "sweep")["tune"]["max_trials"] == 6
+
+
+class _FailingStore:
+    """An MLflow client whose every call fails, as a full disk or a dead server would."""
+
+    def __getattr__(self, name: str) -> object:
+        def fail(*args: object, **kwargs: object) -> None:
+            raise OSError(f"{name}: disk full")
+        return fail
+
+
+def test_finishing_a_run_never_raises_when_tracking_is_off_or_fails(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = tmp_path / "run"
+    (run / "plots").mkdir(parents=True)
+    for name in ("metrics.json", "config.toml", "history.csv"):
+        (run / name).write_text("{}" if name.endswith(".json") else "")
+    tracking.Tracker().finish(run, "FINISHED")  # tracking off: nothing to do, no error
+    assert capsys.readouterr().out == ""
+    failing = tracking.Tracker(client=_FailingStore(), run_id="x")
+    failing.finish(run, "FINISHED")  # the first failure stops tracking; the rest is skipped
+    out = capsys.readouterr().out
+    assert not failing.active and out.count("warning: tracking:") == 1, out

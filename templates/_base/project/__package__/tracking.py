@@ -67,6 +67,9 @@ class Tracker:
                   "training goes on without tracking", flush=True)
             self.client = None
 
+    def _log_artifact(self, path: Path) -> None:
+        self.client.log_artifact(self.run_id, str(path))
+
     def log_epoch(self, epoch: int, logs: dict[str, Any]) -> None:
         """One epoch's metrics (finite numbers only), at step ``epoch``."""
         from mlflow.entities import Metric
@@ -81,8 +84,6 @@ class Tracker:
         """Final metrics, plots and best checkpoint of ``run_path``; close the run."""
         from .rundir import RunDir, model_checkpoint
 
-        if not self.active:  # tracking off (the partial below reads self.client at once)
-            return
         run = RunDir(run_path)
         if status == "FINISHED":
             self.call("logging final metrics", lambda: self._log_final(run))
@@ -90,8 +91,9 @@ class Tracker:
                 self.run_id, str(run.plots), "plots") if run.plots.is_dir() else None)
             for name in ("metrics.json", "config.toml", "history.csv"):
                 if (run.path / name).is_file():
+                    # bound late: a failed call before this one sets self.client to None
                     self.call(f"logging {name}", functools.partial(
-                        self.client.log_artifact, self.run_id, str(run.path / name)))
+                        self._log_artifact, run.path / name))
             best = model_checkpoint(run)
             if best.is_file():
                 self.call("logging the best checkpoint", lambda: self.client.log_artifact(
