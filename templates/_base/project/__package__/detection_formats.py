@@ -90,15 +90,24 @@ def read_split(root: Path, fmt: str, split: str | None,
 # ----------------------------------------------------------------------------- COCO
 
 
+def load_coco_json(path: Path) -> Any:
+    """A COCO annotations file parsed as JSON (its fields are the caller's to check);
+    DataError when it is larger than MAX_ANNOTATION_MB or not JSON."""
+    if path.stat().st_size > MAX_ANNOTATION_MB * 1_000_000:
+        raise DataError(f"{path}: over {MAX_ANNOTATION_MB} MB, too large to be annotations")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as err:
+        raise DataError(f"{path}: not COCO instances JSON ({type(err).__name__}: {err})") from None
+
+
 def _read_coco(root: Path, split: str, class_names: list[str] | None
                ) -> tuple[list[Item], list[str]]:
     path = root / "annotations" / f"instances_{split}.json"
     if not path.is_file():
         raise DataError(f"{path} not found (COCO layout: annotations/instances_<split>.json)")
-    if path.stat().st_size > MAX_ANNOTATION_MB * 1_000_000:
-        raise DataError(f"{path}: over {MAX_ANNOTATION_MB} MB, too large to be annotations")
+    coco = load_coco_json(path)
     try:
-        coco = json.loads(path.read_text(encoding="utf-8"))
         categories = {int(c["id"]): str(c["name"]) for c in coco["categories"]}
         images = [(int(i["id"]), str(i["file_name"])) for i in coco["images"]]
         annotations = [(int(a["image_id"]), int(a["category_id"]),

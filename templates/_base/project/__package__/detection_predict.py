@@ -18,6 +18,7 @@ import numpy as np
 from . import rundir
 from .config import get, load_config
 from .detection_data import letterbox
+from .detection_formats import load_coco_json
 from .detection_model import set_thresholds
 from .detection_report import coco_results, detect, to_original
 from .errors import DataError
@@ -74,11 +75,11 @@ def _known_ids(inputs: list[Path], records: list[dict[str, Any]]) -> None:
         name = f"instances_{folder.name}.json"
         for listing in (folder.parent.parent / "annotations" / name,
                         folder.parent / "annotations" / name):
-            if listing.is_file() and listing.stat().st_size < 512_000_000:
+            if listing.is_file():
                 try:
-                    coco = json.loads(listing.read_text(encoding="utf-8"))
+                    coco = load_coco_json(listing)
                     by_name.update({str(i["file_name"]): int(i["id"]) for i in coco["images"]})
-                except (ValueError, KeyError, TypeError):
+                except (DataError, ValueError, KeyError, TypeError):
                     continue  # not annotations after all: ids stay unknown
     for record in records:
         record["image_id"] = by_name.get(record["file_name"])
