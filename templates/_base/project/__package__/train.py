@@ -122,15 +122,21 @@ def build_and_compile(template: contract.Template, config: Config, plan: strateg
     finetune.set_phase(net, frozen=frozen)
     jit = probe_xla(net, plan, splits.train[0][0])
     if not resume:
-        net.compile(optimizer=phase_optimizer(config, plan, net, len(splits.train), frozen),
-                    jit_compile=jit, steps_per_execution=plan.steps_per_execution,
-                    **template.model.compile_args(config, splits.meta))
+        compile_phase(template, config, plan, splits, net, jit, frozen)
     else:
         if finetune.find_backbone(net) is not None:
             finetune.reload_optimizer(net, run.last_checkpoint)
         if not jit:
             net.jit_compile = False
     return net, xla_kept(net, jit)
+
+
+def compile_phase(template: contract.Template, config: Config, plan: strategy.Plan,
+                  splits: pipeline.Splits, net: keras.Model, jit: bool, frozen: bool) -> None:
+    """Compile ``net`` for its training phase (the whole run when it has no preset)."""
+    net.compile(optimizer=phase_optimizer(config, plan, net, len(splits.train), frozen),
+                jit_compile=jit, steps_per_execution=plan.steps_per_execution,
+                **template.model.compile_args(config, splits.meta))
 
 
 def phase_optimizer(config: Config, plan: strategy.Plan, net: keras.Model,
@@ -152,9 +158,7 @@ def unfreeze_backbone(template: contract.Template, config: Config, plan: strateg
     """Phase 2: unfreeze the backbone (batch norm stays in inference mode) and compile
     again with the lower learning rate (inside the strategy's scope)."""
     finetune.set_phase(net, frozen=False)
-    net.compile(optimizer=phase_optimizer(config, plan, net, len(splits.train), False),
-                jit_compile=jit, steps_per_execution=plan.steps_per_execution,
-                **template.model.compile_args(config, splits.meta))
+    compile_phase(template, config, plan, splits, net, jit, frozen=False)
     if plan.is_chief:
         print(f"backbone unfrozen after epoch {finetune.freeze_epochs(config, net)}: "
               f"learning rate x {finetune.lr_multiplier(config):g}", flush=True)
