@@ -176,6 +176,14 @@ def choice(config: Config, key: str, allowed: tuple[str, ...]) -> str:
     return str(value)
 
 
+def finite_number(value: Any) -> float | None:
+    """``value`` as a float when it is a finite int or float (a bool is not a number), else
+    None: for numbers read back from files (metrics.json, run logs) that may hold anything."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
 def flatten(config: Config, prefix: str = "") -> dict[str, Any]:
     """``{"train.learning_rate": 0.003, ...}``: every leaf of ``config`` under its dotted key."""
     flat: dict[str, Any] = {}

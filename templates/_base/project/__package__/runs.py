@@ -9,12 +9,11 @@ Keras is not imported; MLflow is not needed.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import Config, flatten, format_value, load_config
+from .config import Config, finite_number, flatten, format_value, load_config
 from .errors import ProjectError
 from .rundir import RunDir
 
@@ -78,10 +77,10 @@ def read_run(path: Path, root: Path, defaults: Config | None) -> RunRow:
         row.monitor = monitor
     best = metrics.get("best")
     if isinstance(best, dict):
-        row.value = _finite(best.get(row.monitor))
+        row.value = finite_number(best.get(row.monitor))
         row.best_epoch = _count(best.get("epoch"))
     row.epochs = _count(metrics.get("epochs_completed"))
-    row.seconds = _finite(metrics.get("train_seconds"))
+    row.seconds = finite_number(metrics.get("train_seconds"))
     if row.seconds is not None and row.seconds < 0:
         row.seconds = None
     if defaults is not None:
@@ -132,12 +131,6 @@ def list_runs(root: Path, config_path: Path) -> str:
         return f"no runs in {root} yet: python -m {__package__} train"
     defaults = load_config(config_path) if config_path.is_file() else None
     return format_table([read_run(path, root, defaults) for path in paths])
-
-
-def _finite(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
 
 
 def _count(value: Any) -> int | None:

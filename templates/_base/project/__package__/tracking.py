@@ -14,14 +14,13 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.util
-import math
 import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from .config import Config, choice, flatten, format_value, get
+from .config import Config, choice, finite_number, flatten, format_value, get
 from .errors import ConfigError, TrainingInterrupted
 
 if sys.version_info >= (3, 11):
@@ -76,7 +75,7 @@ class Tracker:
 
         stamp = _now_ms()
         metrics = [Metric(_name(k), float(v), stamp, epoch) for k, v in logs.items()
-                   if _number(v)]
+                   if finite_number(v) is not None]
         self.call("logging epoch metrics",
                   lambda: self.client.log_batch(self.run_id, metrics=metrics))
 
@@ -110,7 +109,8 @@ class Tracker:
         flat["train_seconds"] = metrics.get("train_seconds")
         flat["best_epoch"] = metrics.get("best", {}).get("epoch")
         self.client.log_batch(self.run_id, metrics=[
-            Metric(_name(k), float(v), stamp, 0) for k, v in flat.items() if _number(v)])
+            Metric(_name(k), float(v), stamp, 0) for k, v in flat.items()
+            if finite_number(v) is not None])
 
 
 def start(config: Config, resolved: Config, run_path: Path, tags: dict[str, str]) -> Tracker:
@@ -205,11 +205,6 @@ def _name(key: str) -> str:
 def _param(value: Any) -> str:
     text = format_value(value) if not isinstance(value, str) else value
     return text[:MAX_PARAM_CHARS]
-
-
-def _number(value: Any) -> bool:
-    return (not isinstance(value, bool) and isinstance(value, (int, float))
-            and math.isfinite(value))
 
 
 def _now_ms() -> int:

@@ -25,7 +25,16 @@ from pathlib import Path
 from typing import Any
 
 from . import rundir
-from .config import Config, check_type, choice, dump_toml, format_value, get, load_config
+from .config import (
+    Config,
+    check_type,
+    choice,
+    dump_toml,
+    finite_number,
+    format_value,
+    get,
+    load_config,
+)
 from .errors import ConfigError, ProjectError, RunDirError, TrainingInterrupted, TrainingStopped
 
 # Sections a sweep cannot change: where data and runs live, how this machine runs, limits.
@@ -185,13 +194,12 @@ class Sweep:
         else:
             trained = False
         best = finished.get("best")  # metrics.json is read back: check what it holds
-        score = best.get(self.monitor) if isinstance(best, dict) else None
-        if isinstance(score, bool) or not isinstance(score, (int, float)) \
-                or not math.isfinite(score):
+        score = finite_number(best.get(self.monitor)) if isinstance(best, dict) else None
+        if score is None:
             raise RunDirError(f"{run.metrics} has no best {self.monitor}")
         if trained:
-            self.write_hparams(trial_id, raw, float(score))
-        return {self.monitor: float(score)}
+            self.write_hparams(trial_id, raw, score)
+        return {self.monitor: score}
 
     def write_hparams(self, trial_id: str, raw: dict[str, Any], score: float) -> None:
         """TensorBoard's HParams view of the sweep: SWEEP/logs/trial-<id> holds the trial's
