@@ -35,9 +35,10 @@ from typing import Any
 import numpy as np
 
 from .parallel import available_cpus, run_pieces, split
+from .png import encode_png
 from .staging import staged_dir
 
-DEFAULT_SIZE = 1000
+DEFAULT_SIZE = 600  # frames; `appgen new` renders them in about 2 CPU-s (the 2 s target)
 DEFAULT_HEIGHT, DEFAULT_WIDTH = 66, 200
 MIN_SIDE = 16
 
@@ -383,7 +384,7 @@ def write_roads(
 
     Args:
         out: target folder; must be absent or empty.
-        size: number of frames (default 1000).
+        size: number of frames (default 600).
         seed: non-negative integer seed.
         height: image rows (default 66, PilotNet's input).
         width: image columns (default 200).
@@ -444,8 +445,6 @@ def _write_frames(
 ) -> list[tuple[float, float, float, float]]:
     """Render frames ``start..stop-1`` into ``folder``; their (steering, throttle, curvature,
     offset) labels. Runs in a worker process for large sets."""
-    from PIL import Image
-
     staging = Path(folder)
     labels = []
     for index in range(start, stop):
@@ -453,8 +452,8 @@ def _write_frames(
         params = sample_params(rng)
         image, mask = render_frame(params, rng, height, width)
         name = f"{index:06d}.png"
-        Image.fromarray(image).save(staging / "images" / name, compress_level=1)
-        Image.fromarray(mask).save(staging / "masks" / name, compress_level=1)
+        (staging / "images" / name).write_bytes(encode_png(image, level=1))
+        (staging / "masks" / name).write_bytes(encode_png(mask, level=1))
         labels.append((steering_from_params(params), throttle_from_params(params),
                        float(params["curvature"]), float(params["offset"])))
         if bar is not None:  # counts the other workers' frames too
@@ -490,8 +489,6 @@ def write_video(
         RuntimeError: an ``.mp4`` was asked for but imageio or its ffmpeg plugin is missing.
         ValueError: bad ``n_frames``, image size or an existing target.
     """
-    from PIL import Image
-
     out_file = Path(out_file)
     n_frames = _positive_int("n_frames", n_frames)
     height, width = _image_side("height", height), _image_side("width", width)
@@ -563,7 +560,7 @@ def write_video(
     else:
         out_file.mkdir(parents=True, exist_ok=True)
         for (name, *_), image in zip(rows, frames, strict=True):
-            Image.fromarray(image).save(out_file / name, compress_level=1)
+            (out_file / name).write_bytes(encode_png(image, level=1))
         labels_file = out_file / "labels.csv"
     with open(labels_file, "w", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\n")

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import gzip
 import importlib.util
-import struct
-import zlib
 from pathlib import Path
 
 import numpy as np
 
+from .png import encode_png
 from .staging import staged_dir
 
 
@@ -52,37 +51,8 @@ def _write_class_folders(out: Path, images: np.ndarray, labels: list[str], size:
             (staging / "train" / name).mkdir(parents=True)
         for index in order:
             path = staging / "train" / labels[index] / f"{index:04d}.png"
-            path.write_bytes(grayscale_png(images[index]))
+            path.write_bytes(encode_png(images[index]))
     return len(order)
-
-
-def grayscale_png(pixels: np.ndarray) -> bytes:
-    """Encode a 2-D uint8 array as an 8-bit grayscale PNG.
-
-    A dozen lines of PNG instead of Pillow: thousands of tiny files are written
-    while ``appgen new`` runs, and Pillow's per-file overhead dominated it.
-    """
-    height, width = pixels.shape
-    rows = np.concatenate([np.zeros((height, 1), np.uint8), pixels], axis=1)  # filter 0
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + b"".join(
-        _chunk(kind, data) for kind, data in
-        ((b"IHDR", header), (b"IDAT", zlib.compress(rows.tobytes(), 6)), (b"IEND", b"")))
-
-
-def rgb_png(pixels: np.ndarray) -> bytes:
-    """Encode a ``height x width x 3`` uint8 array as an 8-bit RGB PNG (as grayscale_png)."""
-    height, width, _ = pixels.shape
-    rows = np.concatenate([np.zeros((height, 1), np.uint8), pixels.reshape(height, -1)], axis=1)
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + b"".join(
-        _chunk(kind, data) for kind, data in
-        ((b"IHDR", header), (b"IDAT", zlib.compress(rows.tobytes(), 6)), (b"IEND", b"")))
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return (struct.pack(">I", len(data)) + kind + data
-            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF))
 
 
 def _package_file(package: str, relative: str) -> Path:

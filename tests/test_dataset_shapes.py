@@ -42,3 +42,4 @@ def test_shapes_writes_coco_with_tight_boxes(tmp_path: Path) -> None:
     first = json.loads((tmp_path / "s" / "annotations" / "instances_val.json").read_text())
     second = json.loads((tmp_path / "t" / "annotations" / "instances_val.json").read_text())
     assert first == second  # same seed, same sample
+

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from appgen.datasets import parallel, phantoms, roads
+from appgen.datasets import parallel, phantoms, roads, shapes
 
 
 def files_of(folder: Path) -> dict[str, bytes]:
@@ -41,6 +41,18 @@ def test_phantom_slices_in_worker_processes_equal_one_process(
     monkeypatch.setattr(phantoms, "available_cpus", lambda: 2)
     phantoms.write_phantom_slices(tmp_path / "parallel", size=2, seed=1)
     assert files_of(tmp_path / "parallel") == files_of(tmp_path / "serial")
+
+
+def test_shapes_in_worker_processes_equal_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shapes.write_shapes(tmp_path / "serial", size=12, seed=5)
+    monkeypatch.setattr(shapes, "PARALLEL_MIN_IMAGES", 1)
+    monkeypatch.setattr(shapes, "available_cpus", lambda: 3)
+    shapes.write_shapes(tmp_path / "parallel", size=12, seed=5)
+    written = files_of(tmp_path / "parallel")
+    assert len(written) == 12 + 2  # images and the two splits' annotations
+    assert written == files_of(tmp_path / "serial")
 
 
 def test_a_failing_worker_is_one_error_and_leaves_nothing(

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from appgen.datasets import get_writer
-from appgen.datasets.vision_samples import grayscale_png
+from appgen.datasets.png import encode_png
 from PIL import Image
 
 
@@ -33,11 +33,19 @@ def test_faces_and_size_cap(tmp_path: Path) -> None:
         assert image.size == (25, 25)
 
 
-def test_png_encoder_round_trips(tmp_path: Path) -> None:
-    pixels = np.random.default_rng(0).integers(0, 256, (5, 7), dtype=np.uint8)
-    (tmp_path / "x.png").write_bytes(grayscale_png(pixels))
+@pytest.mark.parametrize(("shape", "level"), [((5, 7), 6), ((6, 9, 3), 1), ((1, 1, 3), 0)])
+def test_png_encoder_round_trips(tmp_path: Path, shape: tuple[int, ...], level: int) -> None:
+    pixels = np.random.default_rng(0).integers(0, 256, shape, dtype=np.uint8)
+    (tmp_path / "x.png").write_bytes(encode_png(pixels, level=level))
     with Image.open(tmp_path / "x.png") as image:
         np.testing.assert_array_equal(np.asarray(image), pixels)
+
+
+@pytest.mark.parametrize("pixels", [np.zeros((4, 4), np.float32), np.zeros((4, 4, 2), np.uint8),
+                                    np.zeros(4, np.uint8)])
+def test_png_encoder_refuses_what_it_cannot_encode(pixels: np.ndarray) -> None:
+    with pytest.raises(ValueError):
+        encode_png(pixels)
 
 
 def test_occupied_target_is_refused_and_untouched(tmp_path: Path) -> None:
