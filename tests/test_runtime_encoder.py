@@ -81,6 +81,18 @@ def test_phases_and_a_checkpoint_round_trip(preset: Path, tmp_path: Path) -> Non
     np.testing.assert_allclose(loaded.predict(images, verbose=0), before, atol=1e-5)
 
 
+def test_a_fixed_frame_size_lets_bench_count_the_encoder(preset: Path) -> None:
+    import keras
+
+    measures = runtime.load("measures")
+    inputs = keras.Input((64, 96, 3))
+    skips, x = encoder.unet_encoder(inputs, str(preset), lambda x, level: x)
+    net = keras.Model(inputs, x)
+    backbone = finetune.find_backbone(net).backbone
+    assert tuple(backbone.inputs[0].shape[1:3]) == (64, 96)  # built at the frame's size
+    assert measures.forward_flops(net) == measures.forward_flops(backbone) > 1e6
+
+
 def test_refusals_are_one_line(tmp_path: Path) -> None:
     import keras
 

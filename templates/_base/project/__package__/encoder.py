@@ -49,8 +49,10 @@ class PyramidEncoder(keras.layers.Layer):
                               "backbone such as ResNet, EfficientNet, CSPNet or DenseNet")
         self.pyramid = keras.Model(backbone.inputs, list(pyramid.values()))
         self.channels = int(backbone.inputs[0].shape[-1])
-        side = 4 * MAX_STRIDE
-        probe = self.pyramid.compute_output_spec(keras.KerasTensor((1, side, side,
+        # a probe of the backbone's own size when it was built for one, else 128x128
+        side = backbone.inputs[0].shape[1] or 4 * MAX_STRIDE
+        width = backbone.inputs[0].shape[2] or 4 * MAX_STRIDE
+        probe = self.pyramid.compute_output_spec(keras.KerasTensor((1, side, width,
                                                                     self.channels)))
         strides = [side // int(spec.shape[1]) if spec.shape[1] else 0 for spec in probe]
         order = sorted(range(len(strides)), key=strides.__getitem__)
@@ -64,6 +66,11 @@ class PyramidEncoder(keras.layers.Layer):
                               f"power of two up to {MAX_STRIDE} (a ViT's are all one size)")
         self.built = True
 
+    @property
+    def layers(self) -> list[keras.Model]:
+        """The wrapped backbone, so code that walks nested models (bench's FLOPs) sees it."""
+        return [self.backbone]
+
     def call(self, images: Any) -> list[Any]:
         outputs = self.pyramid(images)
         return [outputs[i] for i in self.order]
@@ -73,16 +80,27 @@ class PyramidEncoder(keras.layers.Layer):
                 "backbone": keras.saving.serialize_keras_object(self.backbone)}
 
 
-def load_encoder(preset: str, channels: int) -> tuple[keras.layers.Layer, PyramidEncoder]:
+def load_encoder(preset: str, channels: int, size: tuple[int | None, ...] = (None, None)
+                 ) -> tuple[keras.layers.Layer, PyramidEncoder]:
     """The preset's image converter (resizing off) and its backbone as a ``PyramidEncoder``.
 
     ``channels`` is what the images have; 1 is repeated to the 3 an RGB backbone takes.
+    A fixed ``size`` (height, width) builds the backbone at that shape, so ``bench`` can
+    count its FLOPs; a fully convolutional model (medical) leaves it open.
     """
     import keras_hub  # noqa: F401  (registers the keras-hub classes for loading)
 
     converter = load_preset("layers.ImageConverter", preset, key=KEY)
     converter.image_size = None  # keep the pixel grid; see the module docstring
-    backbone = load_preset("models.Backbone", preset, key=KEY)
+    backbone = None
+    if None not in size:
+        try:
+            backbone = load_preset("models.Backbone", preset, key=KEY,
+                                   image_shape=(*size, 3 if channels == 1 else channels))
+        except ConfigError:  # a backbone that takes no image_shape
+            backbone = None
+    if backbone is None:
+        backbone = load_preset("models.Backbone", preset, key=KEY)
     encoder = PyramidEncoder(backbone, name=BACKBONE_LAYER)
     if channels != encoder.channels and not (channels == 1 and encoder.channels == 3):
         raise ConfigError(f"{KEY}: the backbone takes {encoder.channels}-channel images and "
@@ -99,7 +117,7 @@ def unet_encoder(pixels: Any, preset: str, stem: Callable[[Any, int], Any]
     pyramid's first (``level`` = log2 of the stride): level 0 on the [0, 1] image, each
     next one on the previous one max-pooled, as in a U-Net trained from scratch.
     """
-    converter, encoder = load_encoder(preset, int(pixels.shape[-1]))
+    converter, encoder = load_encoder(preset, int(pixels.shape[-1]), tuple(pixels.shape[1:3]))
     x = pixels
     if x.shape[-1] == 1 and encoder.channels == 3:  # grey slices: the RGB backbone sees grey
         x = keras.layers.Concatenate(name="gray_to_rgb")([x, x, x])
