@@ -1,4 +1,5 @@
-"""keras-hub presets known to fit each template's ``model.preset`` (static data).
+"""keras-hub presets known to fit each template's ``model.preset`` or ``model.encoder``
+(static data).
 
 The generator never imports Keras or keras-hub, so this is a plain table: parameter
 counts are keras-hub 0.32's preset metadata; sizes are float32 weights (4 bytes a
@@ -33,6 +34,10 @@ _IMAGE = "RGB images, resized to {side}x{side} by the preset's image converter"
 _TEXT = "English text, lowercased WordPiece, up to 512 tokens (data.sequence_length)"
 _BPE = "any text, byte-level BPE, up to 1024 tokens; model.lora_rank for LoRA"
 _GEMMA = "any text, SentencePiece (gated: accept the licence on Kaggle); model.lora_rank"
+_ENCODER = ("{what}, the converter's ImageNet scale/offset (no resizing), padded to a "
+            "multiple of 32; P2..P5 feed the U-Net's skips")
+_FRAMES = _ENCODER.format(what="RGB frames")
+_SLICES = _ENCODER.format(what="2D slices (grey repeated to RGB)")
 
 PRESETS: dict[str, tuple[Preset, ...]] = {
     "vision": (
@@ -54,12 +59,28 @@ PRESETS: dict[str, tuple[Preset, ...]] = {
         Preset("gpt2_medium_en", "causal_lm", 354_823_168, _BPE),
         Preset("gemma3_1b", "causal_lm", 999_885_952, _GEMMA),
     ),
+    # U-Net encoders (model.encoder): image backbones with a feature pyramid at strides 4..32
+    "driving": (
+        Preset("resnet_18_imagenet", "segmentation", 11_186_112, _FRAMES),
+        Preset("resnet_50_imagenet", "segmentation", 23_561_152, _FRAMES),
+    ),
+    "medical": (
+        Preset("resnet_18_imagenet", "segmentation", 11_186_112, _SLICES),
+        Preset("resnet_50_imagenet", "segmentation", 23_561_152, _SLICES),
+    ),
 }
+# the config key a template's presets go into
+KEYS = {"driving": "model.encoder", "medical": "model.encoder"}
 
 
 def presets_for(template: str) -> tuple[Preset, ...]:
     """The presets listed for ``template`` (empty when it takes none)."""
     return PRESETS.get(template, ())
+
+
+def key_for(template: str) -> str:
+    """The config key that takes ``template``'s presets."""
+    return KEYS.get(template, "model.preset")
 
 
 def kagglehub_cache() -> Path:

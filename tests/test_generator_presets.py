@@ -25,6 +25,17 @@ def test_presets_lists_names_sizes_and_inputs() -> None:
     assert "resnet" not in text
 
 
+def test_presets_of_the_u_net_templates_are_encoders() -> None:
+    for template in ("driving", "medical"):
+        result = CliRunner().invoke(main, ["presets", template])
+        assert result.exit_code == 0, result.output
+        resnet = next(line for line in result.stdout.splitlines()
+                      if line.startswith("resnet_18_imagenet "))
+        assert "11.2 M params" in resnet and "multiple of 32" in resnet
+        assert "use: --set model.encoder=NAME" in result.stderr
+    assert "grey repeated to RGB" in CliRunner().invoke(main, ["presets", "medical"]).stdout
+
+
 def test_presets_of_a_template_without_any_and_an_unknown_one() -> None:
     result = CliRunner().invoke(main, ["presets", "fraud"])
     assert result.exit_code == 0 and "no keras-hub presets listed" in result.stdout

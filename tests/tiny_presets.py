@@ -28,6 +28,21 @@ keras_hub.layers.ResNetImageConverter(
     offset=[-0.485 / 0.229, -0.456 / 0.224, -0.406 / 0.225]).save_to_preset(folder)
 '''
 
+# A four-stage ResNet (P2..P5 at strides 4..32, like resnet_18_imagenet's pyramid) for the
+# U-Net encoders (model.encoder); keras-hub requires 64 filters in the stem and first stage.
+RESNET_PYRAMID = '''
+import sys
+import keras_hub
+folder = sys.argv[1] + "/resnet_pyramid"
+keras_hub.models.ResNetBackbone(
+    input_conv_filters=[64], input_conv_kernel_sizes=[3], stackwise_num_filters=[64, 16, 16, 32],
+    stackwise_num_blocks=[1, 1, 1, 1], stackwise_num_strides=[1, 2, 2, 2],
+    block_type="basic_block", image_shape=(None, None, 3)).save_to_preset(folder)
+keras_hub.layers.ResNetImageConverter(
+    image_size=(64, 64), scale=[1 / (255 * 0.229), 1 / (255 * 0.224), 1 / (255 * 0.225)],
+    offset=[-0.485 / 0.229, -0.456 / 0.224, -0.406 / 0.225]).save_to_preset(folder)
+'''
+
 
 def build(script: str, folder: Path) -> Path:
     """Run ``script`` (builders above, concatenated) to write presets into ``folder``
@@ -61,8 +76,11 @@ def drift(checkpoint: Path, preset: Path) -> dict[str, float]:
         tuned = arrays(handle)
     moved = {"trained": 0.0, "moving": 0.0}
     for name, before in reference.items():  # layers/<layer>/vars/<i>, inside the model's
+        # backbone layer: layers/res_net_backbone/..., or a U-Net's layers/pyramid_encoder/
+        # backbone/... (the checkpoint names layers by class)
         (after,) = [value for key, value in tuned.items() if key.endswith("/" + name)
-                    and key.count("/layers/") == 1 and "backbone" in key.split("/")[1]]
+                    and key.count("/layers/") == 1 and ("backbone" in key.split("/")[1]
+                                                        or key.split("/")[1] == "pyramid_encoder")]
         # batch norm's vars are gamma, beta, moving mean, moving variance
         kind = "moving" if "normalization" in name and name[-1] in "23" else "trained"
         moved[kind] = max(moved[kind], float(np.max(np.abs(after - before))))

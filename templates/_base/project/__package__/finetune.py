@@ -24,6 +24,8 @@ from .config import Config, get
 from .errors import ConfigError
 
 BACKBONE_LAYER = "preset_backbone"
+# config keys that name a pretrained keras-hub preset: a whole backbone, or a U-Net encoder
+PRESET_KEYS = ("model.preset", "model.encoder")
 
 
 def find_backbone(net: keras.Model) -> keras.layers.Layer | None:
@@ -83,12 +85,13 @@ def reload_optimizer(net: keras.Model, checkpoint: Path) -> None:
     net.load_weights(checkpoint)
 
 
-def load_preset(kind: str, preset: str, **kwargs: Any) -> Any:
+def load_preset(kind: str, preset: str, *, key: str = "model.preset", **kwargs: Any) -> Any:
     """``keras_hub.<kind>.from_preset(preset)``; a one-line ConfigError when it cannot load.
 
-    ``kind`` is e.g. ``"models.Backbone"`` or ``"layers.ImageConverter"``. A local folder
-    must exist; a named preset that fails to load gets the command that fetches it and
-    where KaggleHub caches it (``KAGGLEHUB_CACHE``).
+    ``kind`` is e.g. ``"models.Backbone"`` or ``"layers.ImageConverter"``; ``key`` is the
+    config key that named the preset, for the messages. A local folder must exist; a named
+    preset that fails to load gets the command that fetches it and where KaggleHub caches
+    it (``KAGGLEHUB_CACHE``).
     """
     import keras_hub
 
@@ -96,36 +99,55 @@ def load_preset(kind: str, preset: str, **kwargs: Any) -> Any:
     loader = getattr(getattr(keras_hub, module), name)
     local = is_local(preset)
     if local and not Path(preset).is_dir():
-        raise ConfigError(f"model.preset = {preset!r} is not a folder (a local preset is a "
-                          "folder written by save_to_preset())")
+        raise ConfigError(_not_a_folder(key, preset))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             return loader.from_preset(preset, **kwargs)
     except ImportError as err:
-        raise ConfigError(f"model.preset = {preset!r} needs {err.name or err} "
+        raise ConfigError(f"{key} = {preset!r} needs {err.name or err} "
                           "(pip install tensorflow-text for keras-hub tokenizers)") from None
     except Exception as err:  # offline, unknown name, gated weights, missing file
         first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
         if local:
             raise ConfigError(f"cannot load {kind.split('.')[-1]} from preset folder "
-                              f"{preset!r}: {first}") from None
+                              f"{preset!r} ({key}): {first}") from None
         offline = any(word in str(err) for word in ("Connection", "NameResolution", "resolve"))
         raise ConfigError(
             f"cannot load keras-hub preset {preset!r} ({'no network' if offline else first}); "
             "it is downloaded on first use "
             f"into the KaggleHub cache ({kagglehub_cache()}, set KAGGLEHUB_CACHE to move it): "
             f"fetch it once with the network: python -c \"import keras_hub; "
-            f"keras_hub.models.Backbone.from_preset('{preset}')\", or set model.preset to a "
+            f"keras_hub.models.Backbone.from_preset('{preset}')\", or set {key} to a "
             "local folder") from None
 
 
 def check_preset(config: Config) -> None:
-    """ConfigError before any data loads when ``model.preset`` names a missing folder."""
-    preset = str(_optional(config, "model.preset", ""))
-    if preset and is_local(preset) and not Path(preset).is_dir():
-        raise ConfigError(f"model.preset = {preset!r} is not a folder (a local preset is a "
-                          "folder written by save_to_preset())")
+    """ConfigError before any data loads when ``model.preset`` or ``model.encoder`` names a
+    missing folder, or when an encoder is asked of a 3D network."""
+    for key in PRESET_KEYS:
+        preset = str(_optional(config, key, ""))
+        if preset and is_local(preset) and not Path(preset).is_dir():
+            raise ConfigError(_not_a_folder(key, preset))
+    if str(_optional(config, "model.encoder", "")) and int(_optional(config, "model.dims",
+                                                                          2)) == 3:
+        raise ConfigError("model.encoder needs model.dims = 2: keras-hub image backbones are "
+                          "2D networks, so they cannot encode 3D patches; set model.encoder "
+                          "= \"\" for the 3D U-Net, or model.dims = 2 for slices")
+
+
+def preset_setting(config: Config) -> tuple[str, str]:
+    """The key that names the run's pretrained preset and its value; ("", "") for none."""
+    for key in PRESET_KEYS:
+        preset = str(_optional(config, key, ""))
+        if preset:
+            return key, preset
+    return "", ""
+
+
+def _not_a_folder(key: str, preset: str) -> str:
+    return (f"{key} = {preset!r} is not a folder (a local preset is a folder written by "
+            "save_to_preset())")
 
 
 def is_local(preset: str) -> bool:
@@ -149,6 +171,9 @@ def describe(net: keras.Model, preset: str) -> dict[str, Any]:
     backbone = find_backbone(net)
     if backbone is None:
         return {}
+    inner = getattr(backbone, "backbone", None)  # a U-Net encoder wraps the keras-hub one
+    if isinstance(inner, keras.Model):
+        backbone = inner
     return {"pretrained": {"source": source(preset), "backbone": type(backbone).__name__,
                        "parameters": int(backbone.count_params())}}
 

@@ -188,13 +188,13 @@ def save_run_settings(config: Config, plan: strategy.Plan, run: rundir.RunDir,
                       meta: dict[str, Any], jit: bool, net: keras.Model | None = None
                       ) -> Config:
     """RUN/config.toml (resolved for this machine, with the XLA outcome) and RUN/meta.json
-    (with the pretrained preset's source and size, when the model has one); the resolved
-    config."""
+    (with the pretrained preset's or encoder's source and size, when the model has one); the
+    resolved config."""
     resolved = strategy.resolve_config(config, plan)
     resolved["runtime"]["jit_compile"] = jit
-    preset = resolved.get("model", {}).get("preset", "")
+    key, preset = finetune.preset_setting(resolved)  # model.preset or model.encoder
     if net is not None and preset and finetune.find_backbone(net) is not None:
-        resolved["model"]["preset"] = finetune.source(preset)  # a folder as an absolute path
+        resolved["model"][key.split(".")[1]] = finetune.source(preset)  # a folder, absolute
         meta = {**meta, **finetune.describe(net, preset)}
     if plan.is_chief:
         rundir.atomic_write_text(run.config, dump_toml(resolved))

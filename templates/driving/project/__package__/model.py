@@ -10,7 +10,8 @@ for Self-Driving Cars"): five convolutions and three dense layers on a 66x200 fr
 about 250 k parameters, fast enough for real time on a CPU.
 
 Segmentation (``data.task = "segmentation"``): a small U-Net, softmax over
-``data.class_names`` at every pixel.
+``data.class_names`` at every pixel; ``model.encoder`` gives it a pretrained keras-hub
+encoder.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import keras
 
+from . import encoder
 from .augment import augmentation_layers
 from .backbones import APPLICATIONS, application
 from .config import Config, choice, get
@@ -39,6 +41,9 @@ def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
     if backbone == "unet":
         raise ConfigError("model.backbone=unet is for segmentation; steering uses pilotnet "
                           f"or one of {', '.join(APPLICATIONS)}")
+    if str(get(config, "model.encoder")):
+        raise ConfigError("model.encoder is the segmentation U-Net's encoder; steering uses "
+                          "model.backbone (and model.pretrained)")
 
     height, width, channels = meta["image_shape"]
     inputs = keras.Input((height, width, channels), dtype="uint8", name="frame")
@@ -113,27 +118,38 @@ def pilotnet(x: Any, dropout: float, norm: str = "batch") -> Any:
 
 
 def unet(config: Config, meta: dict[str, Any]) -> keras.Model:
-    """A small U-Net; the frame is padded to a multiple of 2**depth and cropped back."""
+    """A small U-Net; the frame is padded to a multiple of 2**depth and cropped back.
+
+    ``model.encoder`` (a keras-hub preset) replaces the encoder with a pretrained image
+    backbone's feature pyramid (``encoder.py``); the frame is then padded to a multiple of
+    its deepest stride (32), and ``train`` fine-tunes the encoder in two phases.
+    """
     height, width, channels = meta["image_shape"]
     depth, base = int(get(config, "model.depth")), int(get(config, "model.width"))
+    preset = str(get(config, "model.encoder"))
     if not 1 <= depth <= 5 or base < 4:
         raise ConfigError(f"model.depth must be 1..5 and model.width >= 4; got {depth}, {base}")
     inputs = keras.Input((height, width, channels), dtype="uint8", name="frame")
     x = keras.layers.Rescaling(1.0 / 255, name="to_unit_range")(inputs)
     for layer in augmentation_layers(config):
         x = layer(x)
-    step = 2 ** depth
+    step = encoder.MAX_STRIDE if preset else 2 ** depth
     pad_h, pad_w = -height % step, -width % step
     padding = ((pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2))
     if pad_h or pad_w:
         x = keras.layers.ZeroPadding2D(padding, name="pad")(x)
-    skips = []
-    for level in range(depth):
-        x = _conv_block(x, base * 2**level, f"down{level}")
-        skips.append(x)
-        x = keras.layers.MaxPooling2D(name=f"pool{level}")(x)
-    x = _conv_block(x, base * 2**depth, "bottom")
-    for level in reversed(range(depth)):
+    if preset:
+        pixels = keras.layers.Rescaling(255.0, name="to_pixel_range")(x)
+        skips, x = encoder.unet_encoder(
+            pixels, preset, lambda x, level: _conv_block(x, base * 2**level, f"down{level}"))
+    else:
+        skips = []
+        for level in range(depth):
+            x = _conv_block(x, base * 2**level, f"down{level}")
+            skips.append(x)
+            x = keras.layers.MaxPooling2D(name=f"pool{level}")(x)
+        x = _conv_block(x, base * 2**depth, "bottom")
+    for level in reversed(range(len(skips))):
         x = keras.layers.Conv2DTranspose(base * 2**level, 2, strides=2, name=f"up{level}")(x)
         x = keras.layers.Concatenate(name=f"skip{level}")([x, skips[level]])
         x = _conv_block(x, base * 2**level, f"dec{level}")

@@ -330,13 +330,22 @@ def _preprocessing(config: Config, images: list[Volume], class_names: list[str]
                                              for p in patch)):
         raise ConfigError(f"data.patch_3d must be 3 sides that are multiples of "
                           f"2**(model.depth - 1) = {2 ** (depth - 1)}, got {patch}")
+    multiple = 2 ** (depth - 1)
+    if str(get(config, "model.encoder")):  # a pretrained encoder's deepest stride (P5)
+        from .encoder import MAX_STRIDE
+
+        multiple = MAX_STRIDE
+    patch_size = int(get(config, "data.patch_size"))
+    if dims == 2 and patch_size % multiple:
+        raise ConfigError(f"data.patch_size must be a multiple of {multiple} (the U-Net's "
+                          f"deepest stride), got {patch_size}")
     return {"task": "segmentation", "dims": dims, "patch_3d": patch,
             "overlap": float(get(config, "predict.overlap")),
             "blend": choice(config, "predict.blend", ("gaussian", "mean")),
             "class_names": class_names,
             "num_classes": len(class_names), "normalize": mode,
             "ct_window": window, "spacing": [round(s, 4) for s in spacing],
-            "multiple": 2 ** (depth - 1), "patch_size": int(get(config, "data.patch_size")),
+            "multiple": multiple, "patch_size": patch_size,
             "channels": 1}
 
 

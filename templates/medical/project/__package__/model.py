@@ -8,6 +8,10 @@ it trains on fixed-size slices, crops or patches and predicts larger inputs whos
 sides are multiples of ``2 ** (model.depth - 1)``. Instance normalisation (the
 default) normalises every feature map per sample, which makes the network less
 sensitive to a new scanner's overall contrast than batch statistics would.
+
+``model.encoder`` (2D only) makes the encoder a pretrained keras-hub image backbone
+(``encoder.py``): slices are then padded to multiples of 32, and ``train`` fine-tunes it
+in two phases.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from . import classify_model
+from . import classify_model, encoder
 from . import layers as _layers  # noqa: F401  registers the augmentation layers for load_model
 from .config import Config, choice, get
 from .errors import ConfigError
@@ -65,15 +69,19 @@ def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
     if flips:
         x, flags = RandomFlips(flips, seed=seed, name="flip")(x)
     x = intensity_augmentation(config, seed)(x)
-    skips = []
-    for level in range(depth):
-        x = conv_block(x, min(width * 2**level, 320), norm, f"down{level}", conv)
-        if level < depth - 1:
-            skips.append(x)
-            x = pool(name=f"down{level}_pool")(x)
+    preset = str(get(config, "model.encoder"))
+    if preset:
+        skips, x = encoder_features(x, preset, meta, width, norm)
+    else:
+        skips = []
+        for level in range(depth):
+            x = conv_block(x, min(width * 2**level, 320), norm, f"down{level}", conv)
+            if level < depth - 1:
+                skips.append(x)
+                x = pool(name=f"down{level}_pool")(x)
     if dropout > 0:
         x = spatial_dropout(dropout, name="bottleneck_dropout")(x)
-    for level in reversed(range(depth - 1)):
+    for level in reversed(range(len(skips))):
         filters = min(width * 2**level, 320)
         x = up(filters, 2, strides=2, name=f"up{level}_upsample")(x)
         x = keras.layers.Concatenate(name=f"up{level}_skip")([x, skips[level]])
@@ -83,6 +91,27 @@ def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
     if flips:  # the network saw mirrored inputs; its answer goes back onto the labels' grid
         outputs = UndoFlips(flips, dtype="float32", name="unflip")([outputs, flags])
     return keras.Model(inputs, outputs, name=f"unet{dims}d")
+
+
+def encoder_features(x: Any, preset: str, meta: dict[str, Any], width: int, norm: str
+                     ) -> tuple[list[Any], Any]:
+    """A pretrained keras-hub encoder (``model.encoder``, 2D only) on normalised slices.
+
+    The slices go back to [0, 255] (the uint8 the data stored, after augmentation) and
+    through the preset's converter; a grey slice is repeated to RGB (``encoder.py``).
+    """
+    if int(meta.get("dims", 2)) != 2:
+        raise ConfigError("model.encoder needs model.dims = 2: keras-hub image backbones are "
+                          "2D networks, so they cannot encode 3D patches")
+    if int(meta["multiple"]) % encoder.MAX_STRIDE:
+        raise ConfigError(f"model.encoder: slices must be padded to a multiple of "
+                          f"{encoder.MAX_STRIDE}; this run's data used {meta['multiple']}")
+    low, high = INTENSITY_RANGES[meta["normalize"]]
+    pixels = keras.layers.Rescaling(255.0 / (high - low), offset=-low * 255.0 / (high - low),
+                                    name="to_pixel_range")(x)
+    return encoder.unet_encoder(
+        pixels, preset,
+        lambda x, level: conv_block(x, min(width * 2**level, 320), norm, f"down{level}"))
 
 
 def intensity_augmentation(config: Config, seed: int) -> IntensityAugment:
