@@ -20,7 +20,7 @@ from .config import get, load_config
 from .detection_data import letterbox
 from .detection_formats import load_coco_json
 from .detection_model import set_thresholds
-from .detection_report import coco_results, detect, to_original
+from .detection_report import coco_results, detect, in_original
 from .errors import DataError
 from .media import UNREADABLE, expand_inputs, first_line, open_image
 
@@ -59,7 +59,7 @@ def run_prediction(run_path: Path, inputs: list[Path], out: Path | None,
     rundir.atomic_write_text(out / "detections.json", json.dumps(rows, indent=1))
     if bool(get(config, "predict.draw")):
         for detection, record in zip(detections, records, strict=True):
-            _draw(record, to_original(detection, record), detection, class_names,
+            _draw(record, in_original(detection, record), class_names,
                   out / "annotated" / f"{Path(record['file']).stem}.png")
     print(f"{len(rows)} detection(s) in {len(records)} image(s) written to "
           f"{out / 'detections.json'}")
@@ -85,14 +85,15 @@ def _known_ids(inputs: list[Path], records: list[dict[str, Any]]) -> None:
         record["image_id"] = by_name.get(record["file_name"])
 
 
-def _draw(record: dict[str, Any], boxes: np.ndarray, detection: dict[str, Any],
-          class_names: list[str], target: Path) -> None:
+def _draw(record: dict[str, Any], detection: dict[str, Any], class_names: list[str],
+          target: Path) -> None:
     from PIL import ImageDraw
 
     with open_image(Path(record["file"])) as img:
         image = img.convert("RGB")
     pen = ImageDraw.Draw(image)
-    for box, score, label in zip(boxes, detection["scores"], detection["labels"], strict=True):
+    for box, score, label in zip(detection["boxes"], detection["scores"], detection["labels"],
+                                 strict=True):
         pen.rectangle([float(v) for v in box], outline=(255, 0, 0), width=2)
         pen.text((float(box[0]), float(box[1]) - 10), f"{class_names[label]} {score:.2f}",
                  fill=(255, 0, 0))
