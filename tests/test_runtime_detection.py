@@ -164,6 +164,22 @@ def test_voc_with_a_doctype_is_refused(tmp_path: Path) -> None:
         read(tmp_path)
 
 
+@pytest.mark.parametrize(("writer", "file"), [(write_yolo, "labels/train/a.txt"),
+                                              (write_yolo, "data.yaml"),
+                                              (write_yolo, "classes.txt"),
+                                              (write_voc, "Annotations/a.xml")])
+def test_an_oversized_annotation_file_is_one_line_naming_it(tmp_path: Path, writer,
+                                                           file: str) -> None:
+    writer(tmp_path)
+    line = b"0 0.5 0.5 0.1 0.1\n"  # valid content: the size alone is refused, before parsing
+    (tmp_path / file).write_bytes(line * (formats.MAX_TEXT_BYTES // len(line) + 1))
+    with pytest.raises(errors.DataError) as caught:
+        read(tmp_path)
+    message = str(caught.value)
+    assert message.startswith(str(tmp_path / file)) and "too large" in message
+    assert "\n" not in message
+
+
 def test_no_detection_layout_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(errors.DataError, match="COCO.*YOLO.*VOC"):
         formats.detect_format(tmp_path, "auto")
