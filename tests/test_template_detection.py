@@ -1,12 +1,18 @@
-"""End to end: a vision detection project, generated with its shapes sample, trained for one
-tiny epoch, scored by COCOeval, predicting a folder into detections.json that pycocotools
-loads and scores against the ground truth. Quality is measured by hand (README)."""
+"""End to end: a vision detection project, generated with its shapes sample, trained for two
+tiny epochs (killed after the first, finished by --resume), scored by COCOeval, predicting a
+folder and a video into detections.json that pycocotools loads and scores against the ground
+truth. Quality is measured by hand (README)."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -29,9 +35,28 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained_run(project: Path) -> Path:
+    """Two tiny epochs: SIGKILLed once the first is on disk, finished by `train --resume`."""
     run = project / "runs" / "tiny"
-    stdout = train_ok(project, run, *TINY).stdout
-    assert "validation map_50: " in stdout and "chance level: " in stdout
+    tiny = [*TINY[:1], "train.epochs=2", *TINY[2:]]
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen([sys.executable, "-m", project.name, "train", "--run-dir", str(run),
+                             *tiny], cwd=project, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    metrics = run / "metrics.json"
+    deadline = time.monotonic() + 300
+    while not (metrics.is_file() and json.loads(metrics.read_text())["epochs_completed"]):
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        assert time.monotonic() < deadline, "no epoch completed in 300 s"
+        time.sleep(0.2)
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert json.loads(metrics.read_text())["epochs_completed"] == 1
+    stdout = train_ok(project, run, "--resume").stdout
+    assert "resuming" in stdout and "validation map_50: " in stdout and "chance level: " in stdout
+    assert json.loads(metrics.read_text())["epochs_completed"] == 2
+    assert [row.split(",")[0] for row in (run / "history.csv").read_text().splitlines()[1:]] \
+        == ["1", "2"]
     return run
 
 
