@@ -113,6 +113,21 @@ def test_letterbox_keeps_aspect_and_boxes_map_back(tmp_path: Path) -> None:
     np.testing.assert_allclose(back, [[0, 0, 40, 50]], atol=1e-4)
 
 
+def test_predicted_boxes_are_clipped_to_the_image_and_padding_boxes_dropped() -> None:
+    tall = {"file_name": "b.png", "image_id": 3, "width": 40, "height": 100, "scale": 0.64}
+    # model pixels: the 40x100 image is 25.6x64 at the left of the 64x64 letterbox
+    found = {"boxes": np.array([[-5.0, -5.0, 20.0, 70.0],  # overhangs top, left, bottom
+                                [40.0, 10.0, 60.0, 30.0],  # wholly in the padding
+                                [30.0, 64.0, 30.0, 70.0]]),  # below and degenerate
+             "scores": np.array([0.9, 0.8, 0.7]), "labels": np.array([1, 0, 0])}
+    kept = report.in_original(found, tall)
+    np.testing.assert_allclose(kept["boxes"], [[0, 0, 31.25, 100]])
+    assert kept["scores"].tolist() == [0.9] and kept["labels"].tolist() == [1]
+    rows = report.coco_results([found], [tall], CLASSES)
+    assert [(r["category"], r["bbox"], r["image_id"]) for r in rows] == \
+        [("dog", [0.0, 0.0, 31.25, 100.0], 3)]
+
+
 @pytest.mark.parametrize(("bad_box", "message"), [
     ((0, 10, 5, 90, 35), "outside the 80x60 image"),
     ((0, 10, 5, 10, 35), "degenerate"),
@@ -147,6 +162,22 @@ def test_voc_with_a_doctype_is_refused(tmp_path: Path) -> None:
         '<?xml version="1.0"?><!DOCTYPE lol [<!ENTITY a "aaaa">]><annotation>&a;</annotation>')
     with pytest.raises(errors.DataError, match=r"a\.xml.*DOCTYPE"):
         read(tmp_path)
+
+
+@pytest.mark.parametrize(("writer", "file"), [(write_yolo, "labels/train/a.txt"),
+                                              (write_yolo, "data.yaml"),
+                                              (write_yolo, "classes.txt"),
+                                              (write_voc, "Annotations/a.xml")])
+def test_an_oversized_annotation_file_is_one_line_naming_it(tmp_path: Path, writer,
+                                                           file: str) -> None:
+    writer(tmp_path)
+    line = b"0 0.5 0.5 0.1 0.1\n"  # valid content: the size alone is refused, before parsing
+    (tmp_path / file).write_bytes(line * (formats.MAX_TEXT_BYTES // len(line) + 1))
+    with pytest.raises(errors.DataError) as caught:
+        read(tmp_path)
+    message = str(caught.value)
+    assert message.startswith(str(tmp_path / file)) and "too large" in message
+    assert "\n" not in message
 
 
 def test_no_detection_layout_is_one_line(tmp_path: Path) -> None:

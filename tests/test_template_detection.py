@@ -1,16 +1,25 @@
-"""End to end: a vision detection project, generated with its shapes sample, trained for one
-tiny epoch, scored by COCOeval, predicting a folder into detections.json that pycocotools
-loads and scores against the ground truth. Quality is measured by hand (README)."""
+"""End to end: a vision detection project, generated with its shapes sample, trained for two
+tiny epochs (killed after the first, finished by --resume), scored by COCOeval, predicting a
+folder and a video into detections.json that pycocotools loads and scores against the ground
+truth. Quality is measured by hand (README)."""
 
 from __future__ import annotations
 
 import contextlib
 import io
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 from project_runner import generate, last_line, run_project, train_ok
+from runtime import load
+
+media = load("media")
 
 pytestmark = pytest.mark.slow
 
@@ -26,9 +35,28 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def trained_run(project: Path) -> Path:
+    """Two tiny epochs: SIGKILLed once the first is on disk, finished by `train --resume`."""
     run = project / "runs" / "tiny"
-    stdout = train_ok(project, run, *TINY).stdout
-    assert "validation map_50: " in stdout and "chance level: " in stdout
+    tiny = [*TINY[:1], "train.epochs=2", *TINY[2:]]
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.Popen([sys.executable, "-m", project.name, "train", "--run-dir", str(run),
+                             *tiny], cwd=project, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    metrics = run / "metrics.json"
+    deadline = time.monotonic() + 300
+    while not (metrics.is_file() and json.loads(metrics.read_text())["epochs_completed"]):
+        assert proc.poll() is None, proc.communicate()[1][-2000:]
+        assert time.monotonic() < deadline, "no epoch completed in 300 s"
+        time.sleep(0.2)
+    proc.kill()
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    assert json.loads(metrics.read_text())["epochs_completed"] == 1
+    stdout = train_ok(project, run, "--resume").stdout
+    assert "resuming" in stdout and "validation map_50: " in stdout and "chance level: " in stdout
+    assert json.loads(metrics.read_text())["epochs_completed"] == 2
+    assert [row.split(",")[0] for row in (run / "history.csv").read_text().splitlines()[1:]] \
+        == ["1", "2"]
     return run
 
 
@@ -52,12 +80,22 @@ def test_predict_writes_coco_results_that_pycocotools_scores(project: Path, trai
 
     out = tmp_path / "out"
     folder = project / "data" / "images" / "val"
+    video = _video(folder, tmp_path / "clip.mp4")  # 3 frames of 128x96, h264 by ffmpeg
     result = run_project(project, "predict", "--run-dir", str(trained_run), str(folder),
-                         "--out", str(out), "--set", "predict.score_threshold=0.0",
+                         str(video), "--out", str(out), "--set", "predict.score_threshold=0.0",
                          "--set", "predict.draw=true")
     assert result.returncode == 0, result.stderr[-2000:]
     rows = json.loads((out / "detections.json").read_text())
+    frames = [row for row in rows if row["file_name"] == "clip.mp4"]
+    rows = [row for row in rows if row["file_name"] != "clip.mp4"]
     assert rows, "an untrained detector still proposes boxes at threshold 0"
+    assert {row["frame"] for row in frames} == {0, 1, 2}  # every frame has entries
+    for row in frames:
+        x, y, w, h = row["bbox"]
+        assert row["image_id"] is None and row["category"] in ("circle", "square", "triangle")
+        assert 0 <= x and 0 <= y and w > 0 and h > 0 and x + w <= 128.01 and y + h <= 96.01
+    with media.Video(out / "annotated" / "clip.mp4") as annotated:
+        assert [frame.shape for _, frame in annotated.frames()] == [(96, 128, 3)] * 3
     assert set(rows[0]) == {"file_name", "image_id", "category", "category_id", "bbox",
                             "score"}
     truth_file = project / "data" / "annotations" / "instances_val.json"
@@ -75,6 +113,17 @@ def test_predict_writes_coco_results_that_pycocotools_scores(project: Path, trai
         evaluator.summarize()
     assert 0.0 <= evaluator.stats[1] <= 1.0
     assert len(list((out / "annotated").glob("*.png"))) == len(truth_images)
+
+
+def _video(images: Path, target: Path) -> Path:
+    import imageio.v2 as imageio
+    import numpy as np
+    from PIL import Image
+
+    frames = [np.asarray(Image.open(images / f"0000{i}.png").convert("RGB").resize((128, 96)))
+              for i in range(3)]
+    imageio.mimwrite(target, frames, fps=5, macro_block_size=16)
+    return target
 
 
 def test_a_box_outside_its_image_is_one_line(project: Path, tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from .media import IMAGE_SUFFIXES
 FORMATS = ("auto", "coco", "yolo", "voc")
 MAX_ANNOTATION_MB = 512  # one COCO JSON (COCO 2017 train is 450 MB)
 MAX_XML_BYTES = 1_000_000  # one VOC file; real ones are about 1 kB
+MAX_TEXT_BYTES = 1_000_000  # one YOLO label file, classes.txt or data.yaml (25,000+ boxes)
 
 
 @dataclass
@@ -157,7 +158,7 @@ def _read_yolo(root: Path, split: str | None, class_names: list[str] | None
     for index, image in enumerate(files):
         label_file = label_dir / f"{image.stem}.txt"
         boxes, labels, problem = [], [], ""
-        lines = label_file.read_text(encoding="utf-8").splitlines() if label_file.is_file() else []
+        lines = read_text(label_file, MAX_TEXT_BYTES).splitlines() if label_file.is_file() else []
         for number, line in enumerate(lines, 1):
             fields = line.split()
             if not fields:
@@ -183,12 +184,12 @@ def yolo_class_names(root: Path) -> list[str]:
     """Class names from data.yaml (``names:`` as a list or an index map) or classes.txt."""
     text_file = root / "classes.txt"
     if text_file.is_file():
-        names = [line.strip() for line in text_file.read_text(encoding="utf-8").splitlines()]
+        names = [line.strip() for line in read_text(text_file, MAX_TEXT_BYTES).splitlines()]
         return [n for n in names if n]
     yaml_file = root / "data.yaml"
     if not yaml_file.is_file():
         raise DataError(f"{root}: YOLO layout needs data.yaml (names: [...]) or classes.txt")
-    lines = yaml_file.read_text(encoding="utf-8").splitlines()
+    lines = read_text(yaml_file, MAX_TEXT_BYTES).splitlines()
     for index, line in enumerate(lines):
         key, _, value = line.partition(":")
         if key.strip() != "names":
@@ -208,6 +209,19 @@ def yolo_class_names(root: Path) -> list[str]:
     raise DataError(f"{yaml_file}: no class names (expected names: [a, b] or a names: list)")
 
 
+def read_text(path: Path, max_bytes: int) -> str:
+    """A small annotation text file; DataError naming it when it is over ``max_bytes`` or
+    not UTF-8 (checked before reading: the file is untrusted)."""
+    if not path.is_file():
+        raise DataError(f"{path} not found")
+    if path.stat().st_size > max_bytes:
+        raise DataError(f"{path}: over {max_bytes:,} bytes, too large for an annotation file")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise DataError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+
+
 def _unquote(text: str) -> str:
     return text.split("#")[0].strip().strip("'\"")
 
@@ -220,8 +234,8 @@ def _read_voc(root: Path, split: str | None, class_names: list[str] | None
     folder = root / "Annotations"
     if split:
         listing = root / "ImageSets" / "Main" / f"{split}.txt"
-        ids = [line.split()[0] for line in listing.read_text(encoding="utf-8").splitlines()
-               if line.strip()]
+        ids = [line.split()[0] for line in
+               read_text(listing, MAX_ANNOTATION_MB * 1_000_000).splitlines() if line.strip()]
         xml_files = [folder / f"{i}.xml" for i in ids]
     else:
         xml_files = sorted(folder.glob("*.xml"))

@@ -5,10 +5,15 @@ COCO / YOLO / VOC split, its id; else null), ``category``, ``category_id`` (clas
 index + 1, as in the sample's annotations), ``bbox`` [x, y, w, h] in the original
 image's pixels, ``score``. Thresholds come from ``[predict]``. With
 ``predict.draw = true`` a copy of each image with its boxes drawn goes to ``annotated/``.
+
+A video (mp4, avi, ...; read with OpenCV) gives the entries of every frame, with
+``file_name`` the video's name and ``frame`` the frame's index from 0; with
+``predict.draw`` its frames, boxes drawn, go to ``annotated/<video stem>.mp4``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -20,9 +25,9 @@ from .config import get, load_config
 from .detection_data import letterbox
 from .detection_formats import load_coco_json
 from .detection_model import set_thresholds
-from .detection_report import coco_results, detect, to_original
+from .detection_report import coco_results, detect, in_original
 from .errors import DataError
-from .media import UNREADABLE, expand_inputs, first_line, open_image
+from .media import UNREADABLE, Video, expand_inputs, first_line, open_image
 
 
 def run_prediction(run_path: Path, inputs: list[Path], out: Path | None,
@@ -32,9 +37,6 @@ def run_prediction(run_path: Path, inputs: list[Path], out: Path | None,
     config = load_config(run.config, overrides or [])
     meta = rundir.read_meta(run)
     images, videos = expand_inputs(inputs)
-    if videos:
-        raise DataError(f"{videos[0]}: detection predicts on images and folders of images; "
-                        "extract the video's frames first")
     net = rundir.load_model(rundir.model_checkpoint(run))
     set_thresholds(net, float(get(config, "predict.score_threshold")),
                    float(get(config, "predict.iou_threshold")),
@@ -53,17 +55,76 @@ def run_prediction(run_path: Path, inputs: list[Path], out: Path | None,
         records.append({"file": str(path), "file_name": path.name, "image_id": None,
                         "width": width, "height": height, "scale": scale})
     _known_ids(inputs, records)
-    detections = detect(net, np.stack(pixels), int(get(config, "predict.batch_size")))
+    batch_size, draw = int(get(config, "predict.batch_size")), bool(get(config, "predict.draw"))
+    detections = detect(net, np.stack(pixels), batch_size) if pixels else []
     rows = coco_results(detections, records, class_names)
     out = rundir.output_folder(run, out)
-    rundir.atomic_write_text(out / "detections.json", json.dumps(rows, indent=1))
-    if bool(get(config, "predict.draw")):
+    if draw:
         for detection, record in zip(detections, records, strict=True):
-            _draw(record, to_original(detection, record), detection, class_names,
+            _draw(record, in_original(detection, record), class_names,
                   out / "annotated" / f"{Path(record['file']).stem}.png")
-    print(f"{len(rows)} detection(s) in {len(records)} image(s) written to "
+    for video in videos:
+        rows += _predict_video(net, video, size, batch_size, class_names,
+                               out / "annotated" / f"{video.stem}.mp4" if draw else None)
+    rundir.atomic_write_text(out / "detections.json", json.dumps(rows, indent=1))
+    print(f"{len(rows)} detection(s) in {len(records)} image(s)"
+          + (f" and {len(videos)} video(s)" if videos else "") + f" written to "
           f"{out / 'detections.json'}")
     return out
+
+
+def _predict_video(net: Any, video: Path, size: int, batch_size: int, class_names: list[str],
+                   annotated: Path | None) -> list[dict[str, Any]]:
+    """COCO results rows of every frame (``frame``: its index); boxes drawn into ``annotated``."""
+    from PIL import Image
+
+    rows: list[dict[str, Any]] = []
+    writer = None
+    staging = rundir.staged_path(annotated) if annotated else contextlib.nullcontext(None)
+    with Video(video) as clip, staging as staged:  # the video is renamed into place at the end
+        try:
+            for chunk in _chunks(clip.frames(), batch_size):
+                frames = [Image.fromarray(np.ascontiguousarray(bgr[..., ::-1])) for _, bgr in chunk]
+                boxed = [letterbox(frame, size) for frame in frames]
+                found = detect(net, np.stack([image for image, _ in boxed]), batch_size)
+                for (index, _), frame, (_, scale), detection in zip(chunk, frames, boxed, found,
+                                                                    strict=True):
+                    record = {"file_name": video.name, "image_id": None, "width": frame.width,
+                              "height": frame.height, "scale": scale}
+                    rows += [{**row, "frame": index}
+                             for row in coco_results([detection], [record], class_names)]
+                    if staged is None:
+                        continue
+                    picture = np.asarray(_drawn(frame, in_original(detection, record),
+                                                class_names))[..., ::-1]  # RGB -> BGR
+                    writer = writer or _open_writer(staged, clip.fps, picture.shape, annotated)
+                    writer.write(np.ascontiguousarray(picture))
+        finally:
+            if writer is not None:
+                writer.release()
+    return rows
+
+
+def _chunks(items: Any, size: int) -> Any:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _open_writer(target: Path, fps: float, shape: tuple[int, ...], shown: Path | None) -> Any:
+    """An mp4v cv2.VideoWriter on ``target`` (a staged path); errors name ``shown``."""
+    import cv2
+
+    writer = cv2.VideoWriter(str(target), cv2.VideoWriter.fourcc(*"mp4v"), fps,
+                             (shape[1], shape[0]))
+    if not writer.isOpened():
+        raise DataError(f"cannot write video {shown} (this OpenCV has no mp4v encoder)")
+    return writer
 
 
 def _known_ids(inputs: list[Path], records: list[dict[str, Any]]) -> None:
@@ -85,15 +146,21 @@ def _known_ids(inputs: list[Path], records: list[dict[str, Any]]) -> None:
         record["image_id"] = by_name.get(record["file_name"])
 
 
-def _draw(record: dict[str, Any], boxes: np.ndarray, detection: dict[str, Any],
-          class_names: list[str], target: Path) -> None:
+def _draw(record: dict[str, Any], detection: dict[str, Any], class_names: list[str],
+          target: Path) -> None:
+    with open_image(Path(record["file"])) as img:
+        image = _drawn(img.convert("RGB"), detection, class_names)
+    rundir.write_via(target, lambda path: image.save(path, format="PNG"))
+
+
+def _drawn(image: Any, detection: dict[str, Any], class_names: list[str]) -> Any:
+    """The RGB PIL ``image`` with ``detection``'s boxes (original pixels) drawn on it."""
     from PIL import ImageDraw
 
-    with open_image(Path(record["file"])) as img:
-        image = img.convert("RGB")
     pen = ImageDraw.Draw(image)
-    for box, score, label in zip(boxes, detection["scores"], detection["labels"], strict=True):
+    for box, score, label in zip(detection["boxes"], detection["scores"], detection["labels"],
+                                 strict=True):
         pen.rectangle([float(v) for v in box], outline=(255, 0, 0), width=2)
         pen.text((float(box[0]), float(box[1]) - 10), f"{class_names[label]} {score:.2f}",
                  fill=(255, 0, 0))
-    rundir.write_via(target, lambda path: image.save(path, format="PNG"))
+    return image

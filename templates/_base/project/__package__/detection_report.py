@@ -52,6 +52,15 @@ def to_original(detection: dict[str, Any], record: dict[str, Any]) -> np.ndarray
     return np.clip(boxes, 0, limits)
 
 
+def in_original(detection: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """The detection in original pixels, clipped to the image; boxes left with no width or
+    height (predicted in the letterbox padding) are dropped with their scores and labels."""
+    boxes = to_original(detection, record)
+    keep = (boxes[:, 2] - boxes[:, 0] > 0) & (boxes[:, 3] - boxes[:, 1] > 0)
+    return {"boxes": boxes[keep], "scores": np.asarray(detection["scores"])[keep],
+            "labels": np.asarray(detection["labels"])[keep]}
+
+
 def coco_results(detections: list[dict[str, Any]], records: list[dict[str, Any]],
                  class_names: list[str], numbered: bool = False) -> list[dict[str, Any]]:
     """COCO results-format entries (category_id = class index + 1, bbox [x, y, w, h]).
@@ -62,8 +71,8 @@ def coco_results(detections: list[dict[str, Any]], records: list[dict[str, Any]]
     rows = []
     for number, (detection, record) in enumerate(zip(detections, records, strict=True), 1):
         image_id = number if numbered else record.get("image_id")
-        for box, score, label in zip(to_original(detection, record), detection["scores"],
-                                      detection["labels"], strict=True):
+        kept = in_original(detection, record)
+        for box, score, label in zip(kept["boxes"], kept["scores"], kept["labels"], strict=True):
             rows.append({"file_name": record["file_name"], "image_id": image_id,
                          "category": class_names[label], "category_id": int(label) + 1,
                          "bbox": [round(float(v), 2) for v in
@@ -197,13 +206,13 @@ def box_grid(images: np.ndarray, records: list[dict[str, Any]],
     for axis in axes.ravel():
         axis.axis("off")
     for axis, index in zip(axes.ravel(), range(shown), strict=False):
-        record, found = records[index], detections[index]
+        record, found = records[index], in_original(detections[index], records[index])
         axis.imshow(images[index])
         for box in record["boxes"] * record["scale"]:
             axis.add_patch(Rectangle(box[:2], *(box[2:] - box[:2]), fill=False,
                                      edgecolor="lime", linewidth=1.5))
-        for box, score, label in zip(found["boxes"], found["scores"], found["labels"],
-                                     strict=True):
+        for box, score, label in zip(found["boxes"] * record["scale"], found["scores"],
+                                     found["labels"], strict=True):
             if score < min_score:
                 continue
             axis.add_patch(Rectangle(box[:2], *(box[2:] - box[:2]), fill=False,
