@@ -33,6 +33,8 @@ _IMAGE = "RGB images, resized to {side}x{side} by the preset's image converter"
 _TEXT = "English text, lowercased WordPiece, up to 512 tokens (data.sequence_length)"
 _BPE = "any text, byte-level BPE, up to 1024 tokens; model.lora_rank for LoRA"
 _GEMMA = "any text, SentencePiece (gated: accept the licence on Kaggle); model.lora_rank"
+_BART = ("sentence pairs, byte-level BPE (English-pretrained), up to 256 tokens a side; "
+         "model.lora_rank")
 
 PRESETS: dict[str, tuple[Preset, ...]] = {
     "vision": (
@@ -53,6 +55,8 @@ PRESETS: dict[str, tuple[Preset, ...]] = {
         Preset("gpt2_base_en", "causal_lm", 124_439_808, _BPE),
         Preset("gpt2_medium_en", "causal_lm", 354_823_168, _BPE),
         Preset("gemma3_1b", "causal_lm", 999_885_952, _GEMMA),
+        Preset("bart_base_en", "translation", 139_417_344, _BART),
+        Preset("bart_large_en", "translation", 406_287_360, _BART),
     ),
 }
 

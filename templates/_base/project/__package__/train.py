@@ -193,7 +193,7 @@ def save_run_settings(config: Config, plan: strategy.Plan, run: rundir.RunDir,
     resolved = strategy.resolve_config(config, plan)
     resolved["runtime"]["jit_compile"] = jit
     preset = resolved.get("model", {}).get("preset", "")
-    if net is not None and preset and finetune.find_backbone(net) is not None:
+    if net is not None and preset and finetune.pretrained_backbone(net) is not None:
         resolved["model"]["preset"] = finetune.source(preset)  # a folder as an absolute path
         meta = {**meta, **finetune.describe(net, preset)}
     if plan.is_chief:
