@@ -69,7 +69,8 @@ def _translate(net: Any, meta: dict[str, Any], named: tuple[list[str], list[str]
                         beam_width=int(settings["beam_width"]),
                         length_penalty=float(settings["length_penalty"]),
                         batch_size=int(settings["batch_size"]))
-    translations = [text_of(meta, "target")(ids) for ids in decoded]
+    target_text = text_of(meta, "target")
+    translations = [target_text(ids) for ids in decoded]
     target = _write_rows(out / "translations.csv", ["source", "text", "translation"],
                          sources, texts, translations, shown="{1}\n  -> {2}")
     print(f"{len(texts)} translation(s) ({settings['decoding']} search) written to {target}")
