@@ -38,6 +38,8 @@ _ENCODER = ("{what}, the converter's ImageNet scale/offset (no resizing), padded
             "multiple of 32; P2..P5 feed the U-Net's skips")
 _FRAMES = _ENCODER.format(what="RGB frames")
 _SLICES = _ENCODER.format(what="2D slices (grey repeated to RGB)")
+_BART = ("sentence pairs, byte-level BPE (English-pretrained), up to 256 tokens a side; "
+         "model.lora_rank")
 
 PRESETS: dict[str, tuple[Preset, ...]] = {
     "vision": (
@@ -58,6 +60,8 @@ PRESETS: dict[str, tuple[Preset, ...]] = {
         Preset("gpt2_base_en", "causal_lm", 124_439_808, _BPE),
         Preset("gpt2_medium_en", "causal_lm", 354_823_168, _BPE),
         Preset("gemma3_1b", "causal_lm", 999_885_952, _GEMMA),
+        Preset("bart_base_en", "translation", 139_417_344, _BART),
+        Preset("bart_large_en", "translation", 406_287_360, _BART),
     ),
     # U-Net encoders (model.encoder): image backbones with a feature pyramid at strides 4..32
     "driving": (

@@ -22,6 +22,8 @@ def test_presets_lists_names_sizes_and_inputs() -> None:
     assert "bert_tiny_en_uncased" in text and "WordPiece" in text
     gpt2 = next(line for line in text.splitlines() if line.startswith("gpt2_base_en "))
     assert "causal_lm" in gpt2 and "lora_rank" in gpt2
+    bart = next(line for line in text.splitlines() if line.startswith("bart_base_en "))
+    assert "translation" in bart and "139.4 M params" in bart and "lora_rank" in bart
     assert "resnet" not in text
 
 

@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import tiny_presets
-from project_runner import generate, run_project, train_ok
+from project_runner import generate, last_line, run_project, train_ok
 
 pytestmark = pytest.mark.slow
 
@@ -142,3 +145,21 @@ def test_nlp_fine_tunes_a_text_preset_across_the_boundary(nlp: Path, bert_preset
     assert result.returncode == 0, result.stderr[-2000:]
     rows = (out / "predictions.csv").read_text().splitlines()
     assert len(rows) == 2 and rows[1].split(",")[1] == "the acting was not bad at all"
+
+
+def test_an_uncached_named_preset_offline_fails_in_one_line(nlp: Path, tmp_path: Path) -> None:
+    """A named preset that is not in the KaggleHub cache, without the network: one line that
+    says how to fetch it. KaggleHub's TEST environment sends its requests to localhost:7777,
+    where nothing listens, so the download fails at once (offline it takes ~60 s of retries)."""
+    env = {**os.environ, "KERAS_BACKEND": "tensorflow", "TF_CPP_MIN_LOG_LEVEL": "3",
+           "KAGGLE_API_ENVIRONMENT": "TEST", "KAGGLEHUB_CACHE": str(tmp_path / "cache")}
+    run = tmp_path / "run"
+    result = subprocess.run([sys.executable, "-m", nlp.name, "train", "--run-dir", str(run),
+                             "--set", 'model.preset="bert_tiny_en_uncased"'], cwd=nlp, env=env,
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 2, result.stderr[-3000:]
+    line = last_line(result.stderr)
+    assert "cannot load keras-hub preset 'bert_tiny_en_uncased' (no network)" in line
+    assert str(tmp_path / "cache") in line and "set KAGGLEHUB_CACHE to move it" in line
+    assert "keras_hub.models.Backbone.from_preset('bert_tiny_en_uncased')" in line
+    assert "Traceback" not in result.stderr and not run.exists()

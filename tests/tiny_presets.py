@@ -105,24 +105,44 @@ backbone.save_to_preset(folder)
 tokenizer.save_to_preset(folder)
 '''
 
-# A 2-layer GPT-2 with a byte-level BPE vocabulary: the 256 byte symbols (so any text
-# tokenizes), a few merges of common English pairs, and <|endoftext|> at id 0.
-GPT2 = '''
+# A byte-level BPE vocabulary: the 256 byte symbols (so any text tokenizes) and a few merges
+# of common English pairs, after the model's special tokens (``specials``).
+BPE = '''
+def byte_level_bpe(specials):
+    printable = [*range(33, 127), *range(161, 173), *range(174, 256)]  # GPT-2's byte symbols
+    symbols = [chr(b) for b in printable] + [chr(256 + n) for n in range(256 - len(printable))]
+    merges = ["\\u0120 t", "h e", "\\u0120t he", "\\u0120 a", "i n", "o n", "e r", "\\u0120 s",
+              "r e"]
+    vocabulary = {token: index for index, token in enumerate(specials)}
+    for token in symbols + [merge.replace(" ", "") for merge in merges]:
+        vocabulary.setdefault(token, len(vocabulary))
+    return vocabulary, merges
+'''
+
+# A 2-layer GPT-2 with <|endoftext|> at id 0.
+GPT2 = BPE + '''
 import sys
 import keras_hub
 folder = sys.argv[1] + "/gpt2"
-printable = [*range(33, 127), *range(161, 173), *range(174, 256)]  # GPT-2's byte symbols
-symbols = [chr(b) for b in printable] + [chr(256 + n) for n in range(256 - len(printable))]
-merges = ["\\u0120 t", "h e", "\\u0120t he", "\\u0120 a", "i n", "o n", "e r", "\\u0120 s", "r e"]
-vocabulary = {"<|endoftext|>": 0}
-for token in symbols + [merge.replace(" ", "") for merge in merges]:
-    vocabulary.setdefault(token, len(vocabulary))
+vocabulary, merges = byte_level_bpe(["<|endoftext|>"])
 keras_hub.models.GPT2Backbone(
     vocabulary_size=len(vocabulary), num_layers=2, num_heads=2, hidden_dim=16,
     intermediate_dim=32, max_sequence_length=64).save_to_preset(folder)
 keras_hub.models.GPT2Tokenizer(vocabulary=vocabulary, merges=merges).save_to_preset(folder)
 '''
 
+# A BART (one encoder and one decoder layer) with <s> <pad> </s> <mask> at ids 0..3, as
+# in bart_base_en.
+BART = BPE + '''
+import sys
+import keras_hub
+folder = sys.argv[1] + "/bart"
+vocabulary, merges = byte_level_bpe(["<s>", "<pad>", "</s>", "<mask>"])
+keras_hub.models.BartBackbone(
+    vocabulary_size=len(vocabulary), num_layers=1, num_heads=2, hidden_dim=16,
+    intermediate_dim=32, max_sequence_length=64).save_to_preset(folder)
+keras_hub.models.BartTokenizer(vocabulary=vocabulary, merges=merges).save_to_preset(folder)
+'''
 
 def weights(path: Path) -> dict[str, object]:
     """Every array of a preset's ``model.weights.h5`` or a ``.keras`` checkpoint's weights,
@@ -143,3 +163,32 @@ def weights(path: Path) -> dict[str, object]:
         handle.visititems(lambda name, item: found.__setitem__(name, item[()])
                           if isinstance(item, h5py.Dataset) else None)
     return found
+
+
+LORA_KERNELS = ("query_dense/vars/0", "value_dense/vars/0")  # enable_lora's default targets
+# keras-hub's enable_lora freezes only the targeted layers' kernels: their biases train too
+LORA_BIASES = ("query_dense/vars/1", "value_dense/vars/1")
+
+
+def only_adapters_moved(checkpoint: Path, preset: Path, layer: str, rank: int) -> int:
+    """Assert that every preset weight is unchanged in the checkpoint (inside the model's
+    ``layer``), except the LoRA-targeted kernels, which moved by a matrix of rank <=
+    ``rank`` per head (Keras saves the adapters merged), and those layers' biases; return
+    how many kernels moved."""
+    import numpy as np
+
+    before, after = weights(preset), weights(checkpoint)
+    moved = 0
+    for name, value in before.items():
+        tuned = after[f"layers/{layer}/backbone/{name}"]
+        delta = np.asarray(tuned, dtype=np.float64) - np.asarray(value, dtype=np.float64)
+        if name.endswith(LORA_KERNELS):
+            assert np.abs(delta).max() > 1e-7, name  # the adapters trained
+            # EinsumDense LoRA: kernel[..., :] += a[..., :rank] @ b[:rank, :] (per head)
+            flat = delta.reshape(-1, delta.shape[-1])  # (hidden x heads, head_dim)
+            singular = np.linalg.svd(flat, compute_uv=False)  # float32 rounding: ~1e-8
+            assert int((singular > 1e-4 * singular[0]).sum()) <= rank, name
+            moved += 1
+        elif not name.endswith(LORA_BIASES):
+            assert np.array_equal(tuned, value), name  # base weights untouched
+    return moved

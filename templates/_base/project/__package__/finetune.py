@@ -166,9 +166,23 @@ def kagglehub_cache() -> str:
     return os.environ.get("KAGGLEHUB_CACHE") or str(Path.home() / ".cache" / "kagglehub")
 
 
+def pretrained_backbone(net: keras.Model) -> keras.layers.Layer | None:
+    """The preset's backbone: the ``BACKBONE_LAYER``, or one a template layer wraps as
+    ``.backbone`` (nlp's LoRA-aware ``PresetLayer``, which trains in one phase)."""
+    found = find_backbone(net)
+    if found is not None:
+        return found
+    for layer in net.layers:
+        inner = getattr(layer, "backbone", None)
+        if isinstance(inner, keras.Model) and hasattr(inner, "save_to_preset"):
+            return inner
+    return None
+
+
 def describe(net: keras.Model, preset: str) -> dict[str, Any]:
-    """meta.json's record of the preset: its source, backbone class and parameter count."""
-    backbone = find_backbone(net)
+    """meta.json's record of the preset: its source, backbone class and parameter count
+    (LoRA adapters included)."""
+    backbone = pretrained_backbone(net)
     if backbone is None:
         return {}
     inner = getattr(backbone, "backbone", None)  # a U-Net encoder wraps the keras-hub one

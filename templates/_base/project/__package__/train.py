@@ -193,7 +193,7 @@ def save_run_settings(config: Config, plan: strategy.Plan, run: rundir.RunDir,
     resolved = strategy.resolve_config(config, plan)
     resolved["runtime"]["jit_compile"] = jit
     key, preset = finetune.preset_setting(resolved)  # model.preset or model.encoder
-    if net is not None and preset and finetune.find_backbone(net) is not None:
+    if net is not None and preset and finetune.pretrained_backbone(net) is not None:
         resolved["model"][key.split(".")[1]] = finetune.source(preset)  # a folder, absolute
         meta = {**meta, **finetune.describe(net, preset)}
     if plan.is_chief:

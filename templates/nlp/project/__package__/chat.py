@@ -4,23 +4,30 @@ The prompt is ``[START] user: ... assistant: ... user: <message> assistant:`` an
 the model's continuation is the reply, cut where it starts a new turn (either
 marker) or at ``[END]``. When the conversation no longer fits the model's length
 with room for a reply, the oldest turns are dropped first.
+
+The markers are found in the reply's text, not its ids: a byte-level BPE tokenizer
+(a preset's) spells " user:" inside a sentence with other ids than "user:" alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import KW_ONLY, dataclass, field
+from typing import Any
 
-from .seq_text import START_ID, detokenize
-from .tokenizer import WordPiece
+from .seq_text import START_ID
 
 
 @dataclass
 class Conversation:
-    """Turns so far, and the prompt ids for the next one."""
+    """Turns so far, and the prompt ids for the next one.
 
-    tokenizer: WordPiece
-    vocabulary: Sequence[str]
+    ``tokenizer`` has ``encode(text) -> ids`` (WordPiece or a preset's); ``decode`` turns
+    generated ids back into text.
+    """
+
+    tokenizer: Any
+    decode: Callable[[Sequence[int]], str]
     length: int
     _: KW_ONLY
     user: str
@@ -30,38 +37,38 @@ class Conversation:
     dropped: int = 0  # turns no longer in the prompt
 
     def __post_init__(self) -> None:
-        self.user_ids = self.tokenizer.encode(self.user)
-        self.assistant_ids = self.tokenizer.encode(self.assistant)
+        # each marker as the tokenizer gives it back (a lowercasing WordPiece lowercases it)
+        self.markers = [text for text in (self.decode(self.tokenizer.encode(marker)).strip()
+                                          for marker in (self.user, self.assistant)) if text]
 
     def prompt(self, message: str) -> list[int]:
         """``[START]`` + the turns that fit + the new message and the assistant marker."""
         room = max(1, self.length - self.reply_budget - 1)
-        current = self.tokenizer.encode(f"{self.user} {message} {self.assistant}")
-        kept = self.turns[self.dropped:]
-        history = [self.tokenizer.encode(f"{self.user} {u} {self.assistant} {a}")
-                   for u, a in kept]
-        while history and sum(map(len, history)) + len(current) > room:
+        current = f"{self.user} {message} {self.assistant}"
+        history = [f"{self.user} {u} {self.assistant} {a}" for u, a in self.turns[self.dropped:]]
+        ids = self.tokenizer.encode(" ".join([*history, current]))
+        while history and len(ids) > room:
             history.pop(0)  # the oldest turn goes first
             self.dropped += 1
-        ids = [token for turn in history for token in turn] + current
+            ids = self.tokenizer.encode(" ".join([*history, current]))
         return [START_ID, *ids[-room:]]
 
-    def _marker_at_end(self, new: list[int]) -> list[int]:
-        for marker in (self.user_ids, self.assistant_ids):
-            if marker and new[-len(marker):] == marker:
-                return marker
-        return []
+    def _cut(self, new: Sequence[int]) -> tuple[str, bool]:
+        """The reply's text before any turn marker, and whether there was one."""
+        text = self.decode(new)
+        found = [index for index in (text.find(marker) for marker in self.markers)
+                 if index >= 0]
+        return (text[:min(found)], True) if found else (text, False)
 
     def ends_reply(self, new: list[int]) -> bool:
         """Whether the sampled ids have started a new turn (either marker)."""
-        return bool(self._marker_at_end(new))
+        return self._cut(new)[1]
 
     def add(self, message: str, new: list[int]) -> str:
-        """Record the turn; return the reply text (without a trailing turn marker)."""
-        marker = self._marker_at_end(new)
-        if marker:
-            new = new[:-len(marker)]
-        reply = detokenize(self.vocabulary, new).strip()
+        """Record the turn; return the reply text (without a trailing turn marker), on one
+        line: a byte-level tokenizer can spell a newline, and the transcript keeps one turn
+        a line, as the training documents do."""
+        reply = " ".join(self._cut(new)[0].split())
         self.turns.append((message, reply))
         return reply
 

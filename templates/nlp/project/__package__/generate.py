@@ -29,8 +29,9 @@ from .csv_out import write_csv
 from .decoding import sample, translate
 from .errors import ConfigError
 from .lm_data import lm_tokenizer
-from .seq_text import START_ID, detokenize, encode_rows, wordpiece
+from .seq_text import START_ID, detokenize
 from .text_io import collect_texts
+from .translation_data import encode_sources, text_of
 
 SHOWN = 20
 
@@ -59,8 +60,7 @@ def _translate(net: Any, meta: dict[str, Any], named: tuple[list[str], list[str]
                out: Path) -> Path:
     sources, texts = named
     length = int(meta["sequence_length"])
-    source_ids, truncated = encode_rows(wordpiece(meta, "source_vocabulary"), texts, length,
-                                        markers=False)
+    source_ids, truncated = encode_sources(meta, texts)
     if truncated:
         print(f"note: {truncated} sentence(s) longer than {length} tokens were truncated",
               flush=True)
@@ -69,7 +69,8 @@ def _translate(net: Any, meta: dict[str, Any], named: tuple[list[str], list[str]
                         beam_width=int(settings["beam_width"]),
                         length_penalty=float(settings["length_penalty"]),
                         batch_size=int(settings["batch_size"]))
-    translations = [detokenize(meta["target_vocabulary"], ids) for ids in decoded]
+    target_text = text_of(meta, "target")
+    translations = [target_text(ids) for ids in decoded]
     target = _write_rows(out / "translations.csv", ["source", "text", "translation"],
                          sources, texts, translations, shown="{1}\n  -> {2}")
     print(f"{len(texts)} translation(s) ({settings['decoding']} search) written to {target}")
@@ -120,11 +121,10 @@ def _sample(net: Any, config: Config, meta: dict[str, Any],
 def _chat(net: Any, config: Config, meta: dict[str, Any], inputs: list[Path],
           out: Path) -> Path:
     settings = _sampling(config)
-    if meta.get("preset"):
-        raise ConfigError("predict.mode = \"chat\" is not built for model.preset runs yet; "
-                          "use predict.mode = \"sample\"")
+    tokenizer = lm_tokenizer(meta)  # a preset's tokenizer, or the run's WordPiece
     conversation = Conversation(
-        wordpiece(meta), meta["vocabulary"], int(meta["sequence_length"]),
+        tokenizer, tokenizer.decode if meta.get("preset")
+        else lambda ids: detokenize(meta["vocabulary"], ids), int(meta["sequence_length"]),
         user=str(get(config, "predict.user_marker")),
         assistant=str(get(config, "predict.assistant_marker")),
         reply_budget=settings["max_new_tokens"])

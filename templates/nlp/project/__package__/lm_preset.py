@@ -17,6 +17,7 @@ training adapters (starting from zero on top of the merged kernel), not the back
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import keras
@@ -41,8 +42,10 @@ class PresetTokenizer:
     def encode(self, text: str) -> list[int]:
         return [int(i) + OFFSET for i in np.asarray(self.tokenizer.tokenize(text)).ravel()]
 
-    def decode(self, ids: list[int]) -> str:
-        """Text of generated ids (markers and padding dropped)."""
+    def decode(self, ids: Sequence[int]) -> str:
+        """Text of ids up to ``[END]`` (markers and padding dropped)."""
+        ids = [int(i) for i in ids]
+        ids = ids[:ids.index(3)] if 3 in ids else ids  # [END]
         kept = np.asarray([i - OFFSET for i in ids if i >= OFFSET], dtype=np.int32)
         if not kept.size:
             return ""
@@ -91,12 +94,17 @@ def preset_language_model(config: Config, meta: dict[str, Any]) -> keras.Model:
     return keras.Model(ids, logits, name="preset_language_model")
 
 
-@keras.saving.register_keras_serializable(package="nlp")
-class PresetLM(keras.layers.Layer):
-    """A keras-hub backbone as a template language model; LoRA survives save and load."""
+class PresetLayer(keras.layers.Layer):
+    """A keras-hub backbone inside a template model; LoRA survives save and load.
+
+    Ids arrive in the template's layout and are mapped to the preset's (``[START]`` /
+    ``[END]`` to its start / end tokens, ``[PAD]`` to ``pad_id``, else 0, which the
+    padding mask or causal attention hides); logits leave over the template's ids (the
+    end token's column at ``[END]``, never ``[PAD] [UNK] [START]`` or the preset's pad).
+    """
 
     def __init__(self, backbone: Any, lora_rank: int = 0, start_id: int = 0, end_id: int = 0,
-                 **kwargs: Any) -> None:
+                 pad_id: int | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if isinstance(backbone, dict):  # loading a checkpoint: rebuild, then LoRA, then weights
             backbone = keras.saving.deserialize_keras_object(backbone)
@@ -104,29 +112,46 @@ class PresetLM(keras.layers.Layer):
             backbone.enable_lora(lora_rank)
         self.backbone = backbone
         self.lora_rank, self.start_id, self.end_id = int(lora_rank), int(start_id), int(end_id)
+        self.pad_id = None if pad_id is None else int(pad_id)
         size = int(backbone.token_embedding.input_dim)
         hidden = np.zeros(size, dtype=np.float32)  # the markers have their own columns
         hidden[[self.start_id, self.end_id]] = -1e9
+        if self.pad_id is not None:
+            hidden[self.pad_id] = -1e9
         self.hidden = hidden
 
-    def build(self, input_shape: Any) -> None:
+    def build(self, *input_shapes: Any) -> None:
         self.built = True
 
-    def call(self, ids: Any) -> Any:
+    def to_preset(self, ids: Any) -> Any:
+        """Template ids -> the preset's ids."""
         ids = ops.cast(ids, "int32")
-        mapped = ops.where(ids >= OFFSET, ids - OFFSET,
-                           ops.where(ids == 2, self.start_id,
-                                     ops.where(ids == 3, self.end_id, 0)))
-        x = self.backbone({"token_ids": mapped, "padding_mask": ops.ones_like(mapped)})
+        return ops.where(ids >= OFFSET, ids - OFFSET,
+                         ops.where(ids == 2, self.start_id,
+                                   ops.where(ids == 3, self.end_id, self.pad_id or 0)))
+
+    def to_template(self, x: Any) -> Any:
+        """The backbone's hidden states -> logits over the template's ids (float32)."""
         logits = ops.cast(self.backbone.token_embedding(x, reverse=True), "float32")
         never = ops.full_like(logits[..., :3], -1e9)  # [PAD] [UNK] [START] are never next
         end = logits[..., self.end_id:self.end_id + 1]
         return ops.concatenate([never, end, logits + self.hidden], axis=-1)
 
-    def compute_output_shape(self, input_shape: Any) -> tuple[Any, ...]:
-        return (*input_shape, int(self.backbone.token_embedding.input_dim) + OFFSET)
-
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "backbone": keras.saving.serialize_keras_object(
             self.backbone), "lora_rank": self.lora_rank, "start_id": self.start_id,
-            "end_id": self.end_id}
+            "end_id": self.end_id, "pad_id": self.pad_id}
+
+
+@keras.saving.register_keras_serializable(package="nlp")
+class PresetLM(PresetLayer):
+    """A keras-hub causal LM backbone as the template's language model."""
+
+    def call(self, ids: Any) -> Any:
+        mapped = self.to_preset(ids)
+        # padding sits after the text and attention is causal: every position may be seen
+        x = self.backbone({"token_ids": mapped, "padding_mask": ops.ones_like(mapped)})
+        return self.to_template(x)
+
+    def compute_output_shape(self, input_shape: Any) -> tuple[Any, ...]:
+        return (*input_shape, int(self.backbone.token_embedding.input_dim) + OFFSET)

@@ -27,6 +27,7 @@ from .errors import ConfigError
 
 # Imported here so rundir.load_model, which imports this module, registers their layers too.
 from .lm_preset import PresetLM  # noqa: F401
+from .seq2seq_preset import PresetTranslator  # noqa: F401
 from .seq_models import (
     Float32AttentionEncoder,
     attention_sizes,

@@ -44,7 +44,12 @@ class Float32AttentionEncoder(keras_hub.layers.TransformerEncoder):
 
 
 def build_translator(config: Config, meta: dict[str, Any]) -> keras.Model:
-    """Encoder-decoder Transformer: ``{"encoder_ids", "decoder_ids"}`` -> next-token logits."""
+    """Encoder-decoder Transformer: ``{"encoder_ids", "decoder_ids"}`` -> next-token logits
+    (``model.preset``: the preset's encoder-decoder backbone, seq2seq_preset.py)."""
+    if meta.get("preset"):
+        from .seq2seq_preset import preset_translator
+
+        return preset_translator(config, meta)
     length = int(meta["sequence_length"])
     width, heads, layers, inner, dropout = _sizes(config)
     source = keras.Input((length,), dtype="int32", name="encoder_ids")

@@ -13,7 +13,8 @@ from .bleu import corpus_bleu
 from .decoding import translate
 from .pipeline import Batches
 from .rundir import atomic_write_text
-from .seq_text import PAD_ID, detokenize, words
+from .seq_text import PAD_ID
+from .translation_data import text_of
 
 SHOWN = 20  # example translations written beside the plots
 
@@ -28,14 +29,12 @@ def translation_report(model: keras.Model, batches: Batches, meta: dict[str, Any
                         beam_width=int(settings["beam_width"]),
                         length_penalty=float(settings["length_penalty"]),
                         batch_size=int(settings["batch_size"]))
-    target_vocabulary = meta["target_vocabulary"]
-    hypotheses = [words(target_vocabulary, ids) for ids in decoded]
-    references = [words(target_vocabulary, ids) for ids in batches.targets]
-    scores = corpus_bleu([detokenize(target_vocabulary, ids) for ids in decoded],
-                         [detokenize(target_vocabulary, ids) for ids in batches.targets])
+    target_text, source_text = text_of(meta, "target"), text_of(meta, "source")
+    hypotheses = [target_text(ids) for ids in decoded]
+    references = [target_text(ids) for ids in batches.targets]
+    scores = corpus_bleu(hypotheses, references)
     exact = float(np.mean([h == r for h, r in zip(hypotheses, references, strict=True)]))
-    lines = [f"{detokenize(meta['source_vocabulary'], s)}\n  -> {' '.join(h)}\n"
-             f"  reference: {' '.join(r)}"
+    lines = [f"{source_text(s)}\n  -> {h}\n  reference: {r}"
              for s, h, r in zip(source_ids[:SHOWN], hypotheses, references, strict=False)]
     plots_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(plots_dir / "translations.txt", "\n".join(lines) + "\n")

@@ -9,7 +9,7 @@ to one fixed length, so every compiled step sees the same shape.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -19,6 +19,12 @@ START, END = "[START]", "[END]"
 PAD_ID, UNK_ID, START_ID, END_ID = 0, 1, 2, 3
 NO_SPACE_BEFORE = set(".,!?;:)]}'%")
 NO_SPACE_AFTER = set("([{'$")
+
+
+class Encoder(Protocol):
+    """A tokenizer: the run's WordPiece, or a preset's (``lm_preset.PresetTokenizer``)."""
+
+    def encode(self, text: str) -> list[int]: ...
 
 
 def with_markers(vocabulary: list[str]) -> list[str]:
@@ -33,7 +39,7 @@ def wordpiece(meta: dict[str, Any], key: str = "vocabulary") -> WordPiece:
                      strip_accents=bool(meta["strip_accents"]))
 
 
-def encode_rows(tokenizer: WordPiece, texts: Sequence[str], length: int, *,
+def encode_rows(tokenizer: Encoder, texts: Sequence[str], length: int, *,
                 markers: bool) -> tuple[np.ndarray, int]:
     """int32 ``(n, length)`` ids (``[START] ids [END]`` with ``markers``); also how many
     texts were cut to fit. A cut row keeps its start and loses its ``[END]``."""
@@ -50,7 +56,7 @@ def encode_rows(tokenizer: WordPiece, texts: Sequence[str], length: int, *,
     return ids, truncated
 
 
-def token_lengths(tokenizer: WordPiece, texts: Sequence[str]) -> np.ndarray:
+def token_lengths(tokenizer: Encoder, texts: Sequence[str]) -> np.ndarray:
     """Number of word pieces of each text."""
     return np.asarray([len(tokenizer.encode(text)) for text in texts])
 

@@ -7,10 +7,13 @@ Each batch is ``({"encoder_ids": source, "decoder_ids": [START] target}, target 
 the decoder reads the reference up to step t and learns to predict token t + 1
 (teacher forcing). Both sides are padded to ``data.sequence_length`` tokens; longer
 sentences are truncated and counted. The vocabularies travel in RUN/meta.json.
+With ``model.preset`` the preset's tokenizer encodes both sides instead
+(``seq2seq_preset.py``) and source rows carry ``[START]`` / ``[END]`` too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +21,10 @@ import numpy as np
 
 from .config import Config, choice, get
 from .errors import ConfigError, DataError
+from .lm_preset import lora_rank, tokenizer_of
 from .overlap import warn_overlap
 from .pipeline import Batches, Splits
-from .seq_text import encode_rows, token_lengths, with_markers, wordpiece
+from .seq_text import detokenize, encode_rows, token_lengths, with_markers, wordpiece
 from .text_io import (
     find_file,
     learn_config_vocabulary,
@@ -36,7 +40,16 @@ def load_pairs(config: Config, *, batch_size: int) -> Splits:
     warn_overlap(sources, val_sources, what="source sentences")
     source_column = str(get(config, "data.source_column"))
     target_column = str(get(config, "data.target_column"))
-    meta = _learn_meta(config, sources, targets)
+    preset = str(get(config, "model.preset"))
+    if preset:  # the preset's own tokenizer (seq2seq_preset.py); no vocabulary is learned
+        from .seq2seq_preset import preset_meta
+
+        meta = preset_meta(config, preset, sources, targets)
+    elif lora_rank(config):
+        raise ConfigError("model.lora_rank needs model.preset (LoRA adapts a pretrained "
+                          "backbone); set it to 0 to train from scratch")
+    else:
+        meta = _learn_meta(config, sources, targets)
     meta.update(source_column=source_column, target_column=target_column,
                 decoding=decoding_settings(config))
     train = encode_pairs(sources, targets, meta, batch_size, training=True,
@@ -77,14 +90,34 @@ def encode_pairs(sources: list[str], targets: list[str], meta: dict[str, Any], b
                  *, training: bool, seed: int = 0) -> Batches:
     """Teacher-forced batches; truncated sentences are counted in the log."""
     length = int(meta["sequence_length"])
-    source_ids, cut_sources = encode_rows(wordpiece(meta, "source_vocabulary"), sources, length,
-                                          markers=False)
+    source_ids, cut_sources = encode_sources(meta, sources)
     # length + 1: decoder inputs are tokens 0..L-1, targets tokens 1..L of the same row.
-    target_ids, cut_targets = encode_rows(wordpiece(meta, "target_vocabulary"), targets,
-                                          length + 1, markers=True)
+    target_ids, cut_targets = encode_rows(_tokenizer(meta, "target"), targets, length + 1,
+                                          markers=True)
     report_truncation(cut_sources + cut_targets, 2 * len(sources), length)
     inputs = {"encoder_ids": source_ids, "decoder_ids": target_ids[:, :-1]}
     return Batches(inputs, target_ids[:, 1:], batch_size, training=training, seed=seed)
+
+
+def encode_sources(meta: dict[str, Any], sources: Sequence[str]) -> tuple[np.ndarray, int]:
+    """The encoder's ids of ``sources`` (a preset's encoder also sees [START] / [END]),
+    and how many were truncated."""
+    return encode_rows(_tokenizer(meta, "source"), sources, int(meta["sequence_length"]),
+                       markers=bool(meta.get("preset")))
+
+
+def text_of(meta: dict[str, Any], side: str) -> Callable[[Sequence[int]], str]:
+    """ids of ``side`` ("source" or "target") -> readable text (cut at ``[END]``)."""
+    if meta.get("preset"):
+        return tokenizer_of(meta["preset"]).decode
+    vocabulary = meta[f"{side}_vocabulary"]
+    return lambda ids: detokenize(vocabulary, ids)
+
+
+def _tokenizer(meta: dict[str, Any], side: str) -> Any:
+    if meta.get("preset"):
+        return tokenizer_of(meta["preset"])
+    return wordpiece(meta, f"{side}_vocabulary")
 
 
 def decoding_settings(config: Config) -> dict[str, Any]:
