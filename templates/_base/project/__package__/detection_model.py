@@ -1,6 +1,6 @@
 """Detection model: keras-hub's RetinaNet on a small ResNet, from scratch, and its augmentation.
 
-    float [0, 1] image (data.image_size square) -> ResNet (basic blocks) -> FPN P3..P5
+    float [0, 1] image (data.image_size) -> ResNet (basic blocks) -> FPN P3..P5
     -> box and class heads -> focal loss + Huber (training) or NMS (predict)
 
 Boxes are ``xyxy`` in model pixels. The defaults are sized for a CPU: one basic
@@ -70,9 +70,9 @@ def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
         stackwise_num_filters=[64, 128, 256, 512] if backbone == "resnet18" else [64, 64, 128, 128],
         stackwise_num_blocks=blocks, stackwise_num_strides=[1, 2, 2, 2],
         block_type="basic_block", image_shape=shape)
-    if shape[0] % 32:
+    if shape[0] % 32 or shape[1] % 32:
         raise ConfigError(f"data.image_size must be a multiple of 32 for detection; "
-                          f"got {shape[0]}")
+                          f"got {shape[0]}x{shape[1]}")
     pyramid = keras_hub.models.RetinaNetBackbone(
         image_encoder=encoder, min_level=3, max_level=5, use_p5=False, image_shape=shape)
     anchors = keras_hub.layers.AnchorGenerator(
@@ -114,13 +114,13 @@ def batch_transform(config: Config) -> Any:
     def transform(images: np.ndarray, targets: dict[str, np.ndarray], rng: np.random.Generator
                   ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         images, boxes, labels = images.copy(), targets["boxes"].copy(), targets["labels"].copy()
-        size = images.shape[1]
+        width = images.shape[2]
         for i in range(len(images)):
             valid = labels[i] >= 0
             if flip == "horizontal" and rng.random() < 0.5:
                 images[i] = images[i, :, ::-1]
-                boxes[i, valid] = np.stack([size - boxes[i, valid, 2], boxes[i, valid, 1],
-                                            size - boxes[i, valid, 0], boxes[i, valid, 3]], -1)
+                boxes[i, valid] = np.stack([width - boxes[i, valid, 2], boxes[i, valid, 1],
+                                            width - boxes[i, valid, 0], boxes[i, valid, 3]], -1)
             if jitter > 0:
                 images[i], boxes[i], labels[i] = _zoom(images[i], boxes[i], labels[i],
                                                        rng.uniform(1 - jitter, 1 + jitter), rng)
@@ -138,20 +138,22 @@ def _zoom(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, factor: floa
     """Scale by ``factor`` around a random point, crop or pad back; drop boxes mostly cut off."""
     from PIL import Image
 
-    size = image.shape[0]
-    new = max(8, round(size * factor))
-    scaled = np.asarray(Image.fromarray(image).resize((new, new), Image.Resampling.BILINEAR))
+    size = np.array([image.shape[1], image.shape[0]])  # (x, y), like the offsets
+    new = np.maximum(8, np.round(size * factor)).astype(int)
+    scaled = np.asarray(Image.fromarray(image).resize((int(new[0]), int(new[1])),
+                                                      Image.Resampling.BILINEAR))
     canvas = np.full_like(image, 114)
-    offset = rng.integers(min(0, size - new), max(0, size - new) + 1, size=2)  # (x, y)
+    offset = np.array([rng.integers(min(0, s - n), max(0, s - n) + 1)
+                       for s, n in zip(size, new, strict=True)])
     src_x, src_y = max(0, -offset[0]), max(0, -offset[1])
     dst_x, dst_y = max(0, offset[0]), max(0, offset[1])
-    width, height = min(new - src_x, size - dst_x), min(new - src_y, size - dst_y)
+    width, height = min(new[0] - src_x, size[0] - dst_x), min(new[1] - src_y, size[1] - dst_y)
     canvas[dst_y:dst_y + height, dst_x:dst_x + width] = \
         scaled[src_y:src_y + height, src_x:src_x + width]
     valid = labels >= 0
     moved = boxes.copy()
-    moved[valid] = boxes[valid] * (new / size) + np.tile(offset, 2)
-    clipped = np.clip(moved, 0, size)
+    moved[valid] = boxes[valid] * np.tile(new / size, 2) + np.tile(offset, 2)
+    clipped = np.clip(moved, 0, np.tile(size, 2))
     area = np.prod(moved[:, 2:] - moved[:, :2], axis=1)
     kept = np.prod(np.maximum(clipped[:, 2:] - clipped[:, :2], 0), axis=1)
     keep = valid & (kept >= 0.5 * np.maximum(area, 1e-6)) & \
