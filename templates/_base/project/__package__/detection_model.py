@@ -81,10 +81,23 @@ def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
     head_convs = int(get(config, "model.head_convs"))
     if not 1 <= head_convs <= 4:
         raise ConfigError(f"model.head_convs must be 1..4; got {head_convs}")
+    match_iou = float(get(config, "model.match_iou"))
+    if not 0.2 <= match_iou <= 0.9:
+        raise ConfigError(f"model.match_iou must be in [0.2, 0.9]; got {match_iou}")
+    # Anchors overlapping a true box by match_iou are its positives, under match_iou - 0.1
+    # background (keras-hub: 0.5 and 0.4). match_every_box also gives each true box its
+    # best anchor: small boxes between anchors on the stride grid otherwise get none.
+    # keras-hub exports no name for its label encoder (0.32): the module path is private.
+    from keras_hub.src.models.retinanet.retinanet_label_encoder import RetinaNetLabelEncoder
+
+    encoder_labels = RetinaNetLabelEncoder(
+        anchors, bounding_box_format="xyxy", encoding_format="center_xywh",
+        positive_threshold=match_iou, negative_threshold=match_iou - 0.1,
+        box_matcher_force_match_for_each_col=bool(get(config, "model.match_every_box")))
     return RetinaNet(
         backbone=pyramid, num_classes=len(meta["class_names"]), bounding_box_format="xyxy",
-        anchor_generator=anchors, pre_logits_num_conv_layers=head_convs,
-        use_prediction_head_norm=True, name="retinanet")
+        anchor_generator=anchors, label_encoder=encoder_labels,
+        pre_logits_num_conv_layers=head_convs, use_prediction_head_norm=True, name="retinanet")
 
 
 def compile_args(config: Config, meta: dict[str, Any]) -> dict[str, Any]:
