@@ -17,6 +17,8 @@ PROVIDERS: dict[str, tuple[str, str]] = {
     "shapes": ("shapes", "coloured shapes on textured backgrounds with boxes, COCO layout"),
     "faces": ("vision_samples", "scikit-image's LFW subset, face / non_face, as PNG class folders"),
     "roads": ("roads", "procedural road camera frames with steering labels and masks"),
+    "road_objects": ("roads", "road frames with traffic: car, pedestrian, sign, light boxes, "
+                     "COCO layout"),
     "transactions": ("transactions", "simulated card transactions with injected fraud"),
     "phantoms": ("phantoms", "3D NIfTI phantoms with organ and lesion label maps"),
     "reviews": ("text_samples", "templated movie reviews whose label depends on negation"),

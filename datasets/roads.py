@@ -25,6 +25,7 @@ Layout written by :func:`write_roads` (the driving template's data format)::
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import sys
@@ -56,6 +57,15 @@ SUPERSAMPLE = 1
 MAX_DISTANCE = 400.0  # ground beyond this is sky-coloured haze
 NOISE_CELLS = 64  # side of the wrapping value-noise grids
 
+# Detection sample (write_road_objects): frames with traffic, their boxes in COCO layout.
+DETECTION_SIZE = 320  # default frames, a fifth of them the val split
+DETECTION_HEIGHT, DETECTION_WIDTH = 96, 192
+TRAFFIC_CLASSES = ("car", "pedestrian", "traffic_sign", "traffic_light")
+MIN_VISIBLE = 0.5  # share of an object's in-frame pixels that must show for it to get a box
+MIN_BOX_SIDE = 5  # pixels: narrower or lower boxes are dropped (too few pixels to tell)
+MIN_BOX_AREA = 36  # pixels
+VAL_INDEX = 2**30  # val frame i of write_road_objects is frame VAL_INDEX + i of the seed
+
 LABEL_FIELDS = ("filename", "steering", "throttle", "curvature", "offset")
 PARALLEL_MIN_FRAMES = 200  # smaller sets are not worth starting worker processes for
 
@@ -65,11 +75,15 @@ PARALLEL_MIN_FRAMES = 200  # smaller sets are not worth starting worker processe
 # --------------------------------------------------------------------------------------
 
 
-def sample_params(rng: np.random.Generator) -> dict[str, Any]:
+def sample_params(rng: np.random.Generator, traffic: bool = False) -> dict[str, Any]:
     """Draw one random scene: road geometry, car pose, camera, lighting and clutter.
 
     Args:
         rng: the generator to draw from.
+        traffic: also place cars, pedestrians, traffic signs and traffic lights
+            (``params["traffic"]``, drawn after everything else, so the rest of the scene
+            is the one drawn without traffic). The roadside boards of kind ``sign`` are
+            left out then: they would be traffic signs without a box.
 
     Returns:
         A dict of plain floats, ints and lists, accepted by :func:`render_frame`.
@@ -114,6 +128,9 @@ def sample_params(rng: np.random.Generator) -> dict[str, Any]:
         "objects": [_sample_object(rng) for _ in range(_count(rng, 0.85, 9))],
         "patches": [_sample_patch(rng, lane_width) for _ in range(_count(rng, 0.6, 5))],
     }
+    if traffic:
+        params["objects"] = [obj for obj in params["objects"] if obj["kind"] != "sign"]
+        params["traffic"] = _sample_traffic(rng, params)
     return params
 
 
@@ -129,6 +146,8 @@ def mirror_params(params: dict[str, Any]) -> dict[str, Any]:
     ]
     mirrored["objects"] = [{**obj, "n": -obj["n"]} for obj in params["objects"]]
     mirrored["patches"] = [{**patch, "n": -patch["n"]} for patch in params["patches"]]
+    if "traffic" in params:
+        mirrored["traffic"] = [{**obj, "n": -obj["n"]} for obj in params["traffic"]]
     return mirrored
 
 
@@ -176,6 +195,35 @@ def render_frame(
         ``(image, mask)``: uint8 arrays of shape (height, width, 3) and (height, width) with
         class ids 0 background, 1 drivable, 2 lane marking.
     """
+    image, mask, _ = _render(params, rng, height, width)
+    return image, mask
+
+
+def render_traffic_frame(
+    params: dict[str, Any],
+    rng: np.random.Generator,
+    height: int = DETECTION_HEIGHT,
+    width: int = DETECTION_WIDTH,
+) -> tuple[np.ndarray, list[tuple[int, tuple[int, int, int, int]]]]:
+    """Render a scene with traffic (``sample_params(rng, traffic=True)``) and its boxes.
+
+    Returns:
+        ``(image, boxes)``: the uint8 frame and one ``(class index, (x0, y0, x1, y1))`` per
+        visible traffic object, class names in ``TRAFFIC_CLASSES``. A box is the exact pixel
+        extent (x1, y1 exclusive) of the part of the object that shows: the whole car or
+        pedestrian, the board of a sign, the housing of a light, less what nearer objects
+        hide and what falls outside the frame. An object is left out (no box) when under
+        ``MIN_VISIBLE`` of its in-frame pixels show, or when its box is under
+        ``MIN_BOX_SIDE`` pixels wide or high or under ``MIN_BOX_AREA`` pixels in area.
+    """
+    image, _, boxes = _render(params, rng, height, width)
+    return image, boxes
+
+
+def _render(
+    params: dict[str, Any], rng: np.random.Generator, height: int, width: int
+) -> tuple[np.ndarray, np.ndarray, list[tuple[int, tuple[int, int, int, int]]]]:
+    """The frame, its mask and its traffic boxes (see the two public renderers)."""
     ss = SUPERSAMPLE
     rows, cols = height * ss, width * ss
     textures = np.random.default_rng(params["texture_seed"]).random(
@@ -219,24 +267,41 @@ def render_frame(
         sky = _shade_sky(params, textures, horizon, plane_x[part], ray_down[part], ray_fwd[part])
         image[part] = np.where(ground[part, :, None], image[part], sky)
 
-    # Roadside objects, far to near so nearer ones cover farther ones.
+    # Roadside objects and traffic, far to near so nearer ones cover farther ones. `owner`
+    # holds, per pixel, the traffic object whose boxed part shows there (-1: none).
+    traffic = params.get("traffic", [])
+    owner = np.full((rows, cols), -1, np.int32) if traffic else None
+    in_frame = [0] * len(traffic)
     placed = []
-    for obj in params["objects"]:
+    for index, obj in enumerate([*params["objects"], *traffic]):
         base_x, base_z = _road_to_car(params, obj["s"], obj["n"])
         if base_z > 1.0:
-            placed.append((base_z, base_x, obj))
-    for base_z, base_x, obj in sorted(placed, key=lambda item: -item[0]):
+            placed.append((base_z, base_x, obj, index - len(params["objects"])))
+    for base_z, base_x, obj, number in sorted(placed, key=lambda item: -item[0]):
         window = _object_window(params, obj, base_x, base_z, focal, rows, cols)
         if window is None:
             continue
-        cover, shading = _object_cover(
-            params, obj, base_x, base_z, plane_x[window], plane_y[window]
-        )
-        color = _lerp(horizon, _rgb(obj["color"]), math.exp(-base_z / params["haze"]))
+        fog = math.exp(-base_z / params["haze"])
         patch = image[window]
-        patch[cover] = color * shading[cover][:, None]
+        if number < 0:
+            cover, shading = _object_cover(
+                params, obj, base_x, base_z, plane_x[window], plane_y[window]
+            )
+            color = _lerp(horizon, _rgb(obj["color"]), fog)
+            patch[cover] = color * shading[cover][:, None]
+        else:
+            cover, boxed, colors = _traffic_cover(
+                params, obj, base_x, base_z, plane_x[window], plane_y[window]
+            )
+            patch[cover] = _lerp(horizon, colors[cover], fog)
+            in_frame[number] = int(boxed.sum())
+        if owner is not None:
+            owner[window][cover] = -1
+            if number >= 0:
+                owner[window][boxed] = number
         drivable[window] &= ~cover
         marking[window] &= ~cover
+    boxes = _visible_boxes(owner, traffic, in_frame, ss) if owner is not None else []
 
     # Lighting: exposure and colour temperature.
     temp = params["temperature"]
@@ -249,13 +314,32 @@ def render_frame(
     image_u8 = np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
     if ss == 1:
-        return image_u8, np.where(marking, LANE_MARKING, drivable.astype(np.uint8)).astype(np.uint8)
+        mask = np.where(marking, LANE_MARKING, drivable.astype(np.uint8)).astype(np.uint8)
+        return image_u8, mask, boxes
     # A pixel takes the class of the majority of its samples (markings win ties).
     road_cover = _downsample(drivable.astype(np.float32), ss)
     line_cover = _downsample(marking.astype(np.float32), ss)
     mask = np.where(road_cover >= 0.5, DRIVABLE, BACKGROUND)
     mask = np.where(line_cover >= 0.5, LANE_MARKING, mask).astype(np.uint8)
-    return image_u8, mask
+    return image_u8, mask, boxes
+
+
+def _visible_boxes(
+    owner: np.ndarray, traffic: list[dict[str, Any]], in_frame: list[int], ss: int
+) -> list[tuple[int, tuple[int, int, int, int]]]:
+    """Boxes of the traffic objects that show enough (the rule in render_traffic_frame)."""
+    boxes = []
+    for number, obj in enumerate(traffic):
+        rows, cols = np.nonzero(owner == number)
+        if rows.size == 0 or rows.size < MIN_VISIBLE * in_frame[number]:
+            continue
+        # Output pixels any of whose samples show the object.
+        x0, y0 = int(cols.min()) // ss, int(rows.min()) // ss
+        x1, y1 = int(cols.max()) // ss + 1, int(rows.max()) // ss + 1
+        if min(x1 - x0, y1 - y0) < MIN_BOX_SIDE or (x1 - x0) * (y1 - y0) < MIN_BOX_AREA:
+            continue
+        boxes.append((TRAFFIC_CLASSES.index(obj["kind"]), (x0, y0, x1, y1)))
+    return boxes
 
 
 def _shade_ground(
@@ -459,6 +543,115 @@ def _write_frames(
         if bar is not None:  # counts the other workers' frames too
             bar.update(len(os.listdir(staging / "masks")))
     return labels
+
+
+def write_road_objects(
+    out: Path,
+    *,
+    size: int | None = None,
+    seed: int = 0,
+    height: int = DETECTION_HEIGHT,
+    width: int = DETECTION_WIDTH,
+    progress: bool | None = None,
+) -> str:
+    """Write ``size`` frames with traffic and their boxes under ``out``, in COCO layout.
+
+    ``out/annotations/instances_{train,val}.json`` and ``out/images/{train,val}/NNNNNN.png``;
+    a fifth of the frames (at least one) are the val split. Categories (ids from 1) are
+    ``TRAFFIC_CLASSES``. Training frame ``i`` is the scene of steering frame ``i`` of
+    :func:`write_roads` (same seed) with traffic added; val frames come from their own
+    indices (``VAL_INDEX + i``), so a larger ``size`` only adds frames. Boxes follow the
+    visibility rule of :func:`render_traffic_frame`.
+
+    Args:
+        out: target folder; must be absent or empty.
+        size: number of frames (default 320).
+        seed: non-negative integer seed.
+        height: image rows (default 96).
+        width: image columns (default 192).
+        progress: show a progress bar on stderr; default only when stderr is a terminal.
+
+    Returns:
+        A one-line summary.
+
+    Raises:
+        ValueError: bad size, seed or image size, or ``out`` is a file.
+        FileExistsError: ``out`` is a non-empty folder.
+    """
+    out = Path(out)
+    count = DETECTION_SIZE if size is None else _positive_int("size", size)
+    if count < 2:
+        raise ValueError(f"size must be at least 2 frames (train and val), got {count}")
+    height, width = _image_side("height", height), _image_side("width", width)
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    _check_target(out)
+    show = sys.stderr.isatty() if progress is None else progress
+    val = max(1, count // 5)
+    counts = {"train": count - val, "val": val}
+    boxes_per_class = [0] * len(TRAFFIC_CLASSES)
+    with staged_dir(out) as staging:
+        (staging / "annotations").mkdir()
+        # Large sets are rendered in pieces on every core, small ones here.
+        parts = available_cpus() if count >= PARALLEL_MIN_FRAMES else 1
+        jobs = []
+        for name, frames in counts.items():
+            (staging / "images" / name).mkdir(parents=True)
+            first = VAL_INDEX if name == "val" else 0
+            jobs += [(name, str(staging / "images" / name), seed, start, stop, height, width,
+                      first) for start, stop in split(frames, parts)]
+        bar = _Progress(count, "road objects") if show else None
+        pieces = run_pieces(_write_object_frames, [job[1:] for job in jobs],
+                            local_kwargs={"bar": bar})
+        if bar is not None:
+            bar.update(count)
+        for name in counts:
+            coco: dict[str, Any] = {
+                "images": [], "annotations": [],
+                "categories": [{"id": i + 1, "name": label}
+                               for i, label in enumerate(TRAFFIC_CLASSES)]}
+            frames_boxes = [frame for job, piece in zip(jobs, pieces, strict=True)
+                            if job[0] == name for frame in piece]
+            for index, boxes in frames_boxes:
+                image_id = len(coco["images"]) + 1
+                coco["images"].append({"id": image_id, "file_name": f"{index:06d}.png",
+                                       "height": height, "width": width})
+                for label, (x0, y0, x1, y1) in boxes:
+                    boxes_per_class[label] += 1
+                    coco["annotations"].append({
+                        "id": len(coco["annotations"]) + 1, "image_id": image_id,
+                        "category_id": label + 1, "bbox": [x0, y0, x1 - x0, y1 - y0],
+                        "area": (x1 - x0) * (y1 - y0), "iscrowd": 0})
+            (staging / "annotations" / f"instances_{name}.json").write_text(json.dumps(coco))
+    per_class = ", ".join(f"{n} {name}" for n, name in zip(boxes_per_class, TRAFFIC_CLASSES,
+                                                            strict=True))
+    return (f"wrote {count} road frames ({height}x{width}) with {per_class} boxes (COCO layout: "
+            f"annotations/instances_{{train,val}}.json, images/{{train,val}}/) to {out}")
+
+
+def _write_object_frames(
+    folder: str,
+    seed: int,
+    start: int,
+    stop: int,
+    height: int,
+    width: int,
+    first_index: int,
+    bar: _Progress | None = None,
+) -> list[tuple[int, list[tuple[int, tuple[int, int, int, int]]]]]:
+    """Render traffic frames ``start..stop-1`` of a split into ``folder``; their boxes.
+    Runs in a worker process for large sets."""
+    from .vision_samples import rgb_png
+
+    frames = []
+    for number in range(start, stop):
+        rng = frame_rng(seed, first_index + number)
+        image, boxes = render_traffic_frame(sample_params(rng, traffic=True), rng, height, width)
+        (Path(folder) / f"{number:06d}.png").write_bytes(rgb_png(image))
+        frames.append((number, boxes))
+        if bar is not None:  # counts this split's frames only: good enough for a bar
+            bar.update(number + 1)
+    return frames
 
 
 def frame_rng(seed: int, index: int) -> np.random.Generator:
@@ -681,6 +874,90 @@ def _object_cover(
     return box, shading
 
 
+def _traffic_cover(
+    params: dict[str, Any],
+    obj: dict[str, Any],
+    base_x: float,
+    base_z: float,
+    plane_x: np.ndarray,
+    plane_y: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pixels a traffic object covers, the part its box frames, and per-pixel colours.
+
+    Shapes are drawn in metres on the object's upright plane: ``a`` across (0 at its axis),
+    ``h`` above the ground (linear between the projected base and top).
+    """
+    cos_p, sin_p = math.cos(params["pitch"]), math.sin(params["pitch"])
+    cam_h, height = params["camera_height"], obj["height"]
+    depth = cam_h * sin_p + base_z * cos_p
+    base_y = (cam_h * cos_p - base_z * sin_p) / depth
+    top_depth = (cam_h - height) * sin_p + base_z * cos_p
+    top_y = ((cam_h - height) * cos_p - base_z * sin_p) / top_depth
+    a = (plane_x - base_x / depth) * np.float32(depth)
+    h = (base_y - plane_y) / np.float32(base_y - top_y) * np.float32(height)
+    colors = np.empty((*a.shape, 3), np.float32)
+    kind, half = obj["kind"], obj["width"] / 2.0
+    if kind == "car":
+        body = (np.abs(a) < half) & (h >= 0.18) & (h < 0.58 * height)
+        wheels = (h >= 0.0) & (h < 0.25) & (np.abs(np.abs(a) - 0.7 * half) < 0.2 * half)
+        rise = np.clip((h - 0.58 * height) / (0.42 * height), 0.0, 1.0)
+        cabin = (h >= 0.58 * height) & (h < height) & (np.abs(a) < half * (0.86 - 0.14 * rise))
+        glass = cabin & (h >= 0.63 * height) & (h < 0.94 * height)
+        glass &= np.abs(a) < half * (0.76 - 0.14 * rise)
+        lamps = body & (h > 0.38 * height) & (h < 0.5 * height) & (np.abs(a) > 0.68 * half)
+        cover = body | wheels | cabin
+        colors[:] = _rgb(obj["color"])
+        colors *= (0.8 + 0.3 * np.clip(h / height, 0.0, 1.0))[..., None]
+        colors[wheels & ~body] = _rgb([0.05, 0.05, 0.05])
+        colors[glass] = _rgb([0.1, 0.12, 0.16]) + 0.25 * _rgb(params["sky"])
+        colors[lamps] = _rgb(obj["lamp"])
+        return cover, cover, colors
+    if kind == "pedestrian":
+        legs = (h >= 0.0) & (h < 0.47 * height)
+        legs &= np.abs(np.abs(a - obj["lean"] * h) - obj["stride"]) < 0.075
+        rise = np.clip((h - 0.47 * height) / (0.35 * height), 0.0, 1.0)
+        torso = (h >= 0.47 * height) & (h < 0.82 * height) & (np.abs(a) < half * (0.7 + 0.3 * rise))
+        head = (a / 0.09) ** 2 + ((h - (height - 0.115)) / 0.115) ** 2 < 1.0
+        neck = (np.abs(a) < 0.05) & (h >= 0.82 * height) & (h < height - 0.2)
+        cover = legs | torso | head | neck
+        colors[:] = _rgb(obj["skin"])
+        colors[legs] = _rgb(obj["trousers"])
+        colors[torso] = _rgb(obj["color"])
+        colors *= (0.8 + 0.3 * np.clip(h / height, 0.0, 1.0))[..., None]
+        return cover, cover, colors
+    if kind == "traffic_sign":
+        side = obj["width"]
+        pole = (np.abs(a) < 0.04) & (h >= 0.0) & (h < height - side)
+        across, up = np.abs(a), h - (height - side / 2.0)
+        if obj["shape"] == "circle":
+            board = across**2 + up**2 < (side / 2.0) ** 2
+            inner = across**2 + up**2 < (0.36 * side) ** 2
+        elif obj["shape"] == "triangle":
+            below_top = height - h
+            board = (below_top >= 0.0) & (below_top < 0.87 * side)
+            board &= across < below_top / (0.87 * side) * half
+            inner = (below_top >= 0.2 * side) & (below_top < 0.75 * side)
+            inner &= across < (below_top - 0.2 * side) / (0.87 * side) * half
+        else:
+            board = (across < half) & (np.abs(up) < half)
+            inner = (across < 0.12 * side) & (np.abs(up) < 0.3 * side)
+        colors[:] = _rgb([0.55, 0.55, 0.58])
+        colors[board] = _rgb(obj["color"])
+        colors[board & inner] = _rgb([0.92, 0.92, 0.9])
+        return pole | board, board, colors
+    # traffic_light: a dark housing of three lamps, one lit, on a pole
+    housing_h = 2.5 * obj["width"]
+    pole = (np.abs(a) < 0.06) & (h >= 0.0) & (h < height - housing_h)
+    housing = (np.abs(a) < half) & (h >= height - housing_h) & (h < height)
+    colors[:] = _rgb([0.3, 0.3, 0.32])
+    colors[housing] = _rgb(obj["color"])
+    for lamp, lit_color in enumerate(((1.0, 0.15, 0.1), (1.0, 0.7, 0.1), (0.2, 1.0, 0.45))):
+        centre = height - housing_h * (2 * lamp + 1) / 6.0
+        bulb = housing & (a**2 + (h - centre) ** 2 < (0.32 * obj["width"]) ** 2)
+        colors[bulb] = _rgb(lit_color if lamp == obj["lit"] else [0.18, 0.18, 0.18])
+    return pole | housing, housing, colors
+
+
 def _in_polygon(px: np.ndarray, py: np.ndarray, xs: list[float], ys: list[float]) -> np.ndarray:
     """Even-odd point-in-polygon test, vectorised over points, looping over the few edges."""
     inside = np.zeros(px.shape, dtype=bool)
@@ -815,6 +1092,69 @@ def _sample_object(rng: np.random.Generator) -> dict[str, Any]:
         "height": float(rng.uniform(*heights)),
         "color": [float(c) for c in _jitter(rng, _pick(rng, colors), 0.05)],
     }
+
+
+_CAR_COLORS = ((0.75, 0.75, 0.78), (0.12, 0.12, 0.14), (0.6, 0.08, 0.08), (0.1, 0.2, 0.5),
+               (0.92, 0.92, 0.9), (0.45, 0.45, 0.48), (0.2, 0.35, 0.25), (0.8, 0.6, 0.1))
+_CLOTHES = ((0.1, 0.1, 0.12), (0.2, 0.25, 0.45), (0.7, 0.15, 0.15), (0.85, 0.85, 0.8),
+            (0.35, 0.3, 0.25), (0.2, 0.45, 0.25), (0.9, 0.6, 0.1))
+_SKIN = ((0.95, 0.8, 0.68), (0.8, 0.6, 0.45), (0.55, 0.38, 0.26), (0.35, 0.24, 0.16))
+
+
+def _sample_traffic(rng: np.random.Generator, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Cars in both lanes, pedestrians beside and across the road, signs and lights beside it.
+
+    Positions are drawn across the road centre (``c``, the middle of the two lanes) and
+    converted to ``n``, measured from the car's lane centre like the roadside objects.
+    """
+    lane, side = params["lane_width"], params["lane_side"]
+    edge = lane + params["shoulder"]
+
+    def at(across: float, along: float) -> dict[str, Any]:
+        return {"s": float(along), "n": float(across - side * lane / 2.0)}
+
+    def either() -> float:
+        return float(rng.choice((-1.0, 1.0)))
+
+    objects: list[dict[str, Any]] = []
+    for _ in range(int(rng.integers(0, 5))):
+        which = either()
+        objects.append({
+            "kind": "car", **at(which * lane / 2.0 + rng.normal(0.0, 0.15), rng.uniform(9, 50)),
+            "width": float(rng.uniform(1.65, 2.0)), "height": float(rng.uniform(1.35, 1.9)),
+            "color": [float(v) for v in _jitter(rng, _pick(rng, _CAR_COLORS), 0.04)],
+            # tail lights on cars going our way, headlights on oncoming ones
+            "lamp": [0.85, 0.1, 0.08] if which == side else [0.95, 0.95, 0.8],
+        })
+    for _ in range(int(rng.integers(0, 4))):
+        across = (rng.uniform(-edge, edge) if rng.random() < 0.2
+                  else either() * (edge + rng.uniform(0.3, 2.5)))
+        objects.append({
+            "kind": "pedestrian", **at(across, rng.uniform(6, 22)),
+            "width": float(rng.uniform(0.55, 0.7)), "height": float(rng.uniform(1.5, 1.9)),
+            "stride": float(rng.uniform(0.06, 0.2)), "lean": float(rng.normal(0.0, 0.04)),
+            "color": [float(v) for v in _jitter(rng, _pick(rng, _CLOTHES), 0.05)],
+            "trousers": [float(v) for v in _jitter(rng, _pick(rng, _CLOTHES), 0.05)],
+            "skin": [float(v) for v in _pick(rng, _SKIN)],
+        })
+    for _ in range(int(rng.integers(0, 4))):
+        shape = str(_pick(rng, ("circle", "triangle", "square")))
+        color = (0.1, 0.25, 0.7) if shape == "square" else (0.8, 0.08, 0.08)
+        objects.append({
+            "kind": "traffic_sign", **at(either() * (edge + rng.uniform(0.4, 1.5)),
+                                         rng.uniform(7, 30)),
+            "width": float(rng.uniform(0.7, 1.0)), "height": float(rng.uniform(2.1, 2.8)),
+            "shape": shape, "color": [float(v) for v in _jitter(rng, color, 0.04)],
+        })
+    for _ in range(int(rng.integers(0, 3))):
+        housing = (0.08, 0.08, 0.09) if rng.random() < 0.7 else (0.6, 0.5, 0.12)
+        objects.append({
+            "kind": "traffic_light", **at(either() * (edge + rng.uniform(0.3, 1.2)),
+                                          rng.uniform(10, 32)),
+            "width": float(rng.uniform(0.55, 0.75)), "height": float(rng.uniform(2.8, 4.0)),
+            "lit": int(rng.integers(3)), "color": [float(v) for v in _jitter(rng, housing, 0.02)],
+        })
+    return objects
 
 
 def _sample_patch(rng: np.random.Generator, lane_width: float) -> dict[str, Any]:

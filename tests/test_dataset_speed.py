@@ -33,6 +33,16 @@ def test_roads_in_worker_processes_equal_one_process(
     assert files_of(tmp_path / "parallel") == files_of(tmp_path / "serial")
 
 
+def test_road_objects_in_worker_processes_equal_one_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    roads.write_road_objects(tmp_path / "serial", size=7, seed=4)
+    monkeypatch.setattr(roads, "PARALLEL_MIN_FRAMES", 2)
+    monkeypatch.setattr(roads, "available_cpus", lambda: 3)  # train and val in 3 pieces each
+    roads.write_road_objects(tmp_path / "parallel", size=7, seed=4)
+    assert files_of(tmp_path / "parallel") == files_of(tmp_path / "serial")
+
+
 def test_phantom_slices_in_worker_processes_equal_one_process(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -128,6 +128,23 @@ def test_predicted_boxes_are_clipped_to_the_image_and_padding_boxes_dropped() ->
         [("dog", [0.0, 0.0, 31.25, 100.0], 3)]
 
 
+def test_a_wide_model_size_letterboxes_to_height_and_width(tmp_path: Path) -> None:
+    write_coco(tmp_path)
+    fmt = formats.detect_format(tmp_path, "auto")
+    items, _ = formats.read_split(tmp_path, fmt, "train", None)
+    size = data.model_size({"data": {"image_size": [32, 96]}})
+    images, records = data.read_items(items, size, "error")
+    assert size == (32, 96) and images.shape[1:] == (32, 96, 3)
+    tall = next(r for r in records if r["file_name"] == "b.png")  # 40 x 100: height decides
+    assert tall["scale"] == pytest.approx(0.32)
+    back = report.to_original({"boxes": data.targets(records, 3)["boxes"][
+        records.index(tall)][:1].astype(np.float64)}, tall)
+    np.testing.assert_allclose(back, [[0, 0, 40, 50]], atol=1e-4)
+    for bad in ([32], [100, "x"], [16, 64], True):
+        with pytest.raises(errors.ConfigError, match="data.image_size"):
+            data.model_size({"data": {"image_size": bad}})
+
+
 @pytest.mark.parametrize(("bad_box", "message"), [
     ((0, 10, 5, 90, 35), "outside the 80x60 image"),
     ((0, 10, 5, 10, 35), "degenerate"),
@@ -205,11 +222,12 @@ def test_coco_scores_are_one_for_the_truth_and_low_for_the_chance_baseline(tmp_p
     assert worse["map"] < 0.5
 
 
-def test_augmentation_moves_boxes_with_the_pixels() -> None:
+@pytest.mark.parametrize("width", [64, 128])
+def test_augmentation_moves_boxes_with_the_pixels(width: int) -> None:
     model = runtime.load("detection_model")
     config = {"augment": {"flip": "horizontal", "scale_jitter": 0.3, "color": 0.0}}
     transform = model.batch_transform(config)
-    images = np.zeros((8, 64, 64, 3), np.uint8)
+    images = np.zeros((8, 64, width, 3), np.uint8)
     images[:, 10:30, 5:25] = 255  # a white square, its box below
     boxes = np.full((8, 2, 4), -1.0, np.float32)
     boxes[:, 0] = [5, 10, 25, 30]
@@ -225,5 +243,5 @@ def test_augmentation_moves_boxes_with_the_pixels() -> None:
         x0, y0, x1, y1 = np.round(box[0]).astype(int)
         inside = image[y0 + 2:y1 - 2, x0 + 2:x1 - 2]
         assert inside.size and inside.mean() > 200  # the square is where its box says
-        flipped += x0 > 32
+        flipped += x0 > width // 2
     assert flipped > 0

@@ -23,7 +23,8 @@ def _generate(tmp_path: Path, task: str, frames: int = 48) -> Path:
     project = tmp_path / f"drv_{task}"
     render_project(RenderRequest(project_name=f"drv_{task}", template=find_template("driving"),
                                  task=task, out_dir=project, sample_data=False))
-    get_writer("roads")(project / "data", size=frames, seed=0)  # the real simulator, small
+    provider = "road_objects" if task == "detection" else "roads"
+    get_writer(provider)(project / "data", size=frames, seed=0)  # the real simulator, small
     return project
 
 
@@ -98,6 +99,50 @@ def test_segmentation_trains_on_both_backends(tmp_path: Path) -> None:
         assert 0.0 < final["mean_iou"] <= 1.0 and 0.0 < final["pixel_accuracy"] <= 1.0
         assert set(final["iou"]) == {"background", "drivable", "lane_marking"}
         assert (run / "plots" / "segmentation_overlays.png").is_file()
+
+
+def test_detection_trains_on_both_backends_and_predicts_coco_results(tmp_path: Path) -> None:
+    """Cars, pedestrians, signs and lights from the simulator: 16 training frames, one epoch
+    of two steps on each backend, COCOeval scores, then detections.json that pycocotools
+    scores against the val annotations."""
+    import contextlib
+    import io
+
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    project = _generate(tmp_path, "detection", frames=20)  # 16 train, 4 val
+    config = (project / "config.toml").read_text()
+    assert 'task = "detection"' in config and "image_size = [96, 192]" in config
+    for backend in BACKENDS:
+        run = tmp_path / f"run_{backend}"
+        metrics = _train(project, run, backend, "--set", "train.batch_size=8")
+        final = metrics["final"]
+        assert {"map", "map_50", "chance_map_50", "ap_50_car", "ap_50_pedestrian",
+                "ap_50_traffic_sign", "ap_50_traffic_light"} <= set(final)
+        assert final["images"] == 4 and 0.0 <= final["map_50"] <= 1.0
+        meta = json.loads((run / "meta.json").read_text())
+        assert meta["task"] == "detection" and meta["image_shape"] == [96, 192, 3]
+        assert (run / "plots" / "validation_boxes.png").is_file()
+
+    out = tmp_path / "pred"
+    result = _run(project, "predict", "--run-dir", str(tmp_path / "run_tensorflow"),
+                  str(project / "data" / "images" / "val"), "--out", str(out),
+                  "--set", "predict.score_threshold=0.0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.loads((out / "detections.json").read_text())
+    assert rows and {row["category"] for row in rows} <= {
+        "car", "pedestrian", "traffic_sign", "traffic_light"}
+    for row in rows:  # ids from the annotations, boxes in the frame's pixels
+        x, y, w, h = row["bbox"]
+        assert row["image_id"] in (1, 2, 3, 4) and 0 <= x and x + w <= 192.01 and y + h <= 96.01
+    with contextlib.redirect_stdout(io.StringIO()):
+        truth = COCO(str(project / "data" / "annotations" / "instances_val.json"))
+        evaluator = COCOeval(truth, truth.loadRes(rows), "bbox")
+        evaluator.evaluate()
+        evaluator.accumulate()
+        evaluator.summarize()
+    assert 0.0 <= evaluator.stats[1] <= 1.0
 
 
 def test_missing_frame_in_labels_is_named(tmp_path: Path) -> None:

@@ -1,10 +1,10 @@
 """Detection data: COCO / YOLO / VOC folders -> letterboxed images and padded boxes.
 
-Every image is scaled to fit ``data.image_size`` (aspect kept) and padded at the
-bottom and right with grey, so a box maps back to the original pixels by one
-division (``scale`` per image, kept with the image's record). Training targets are
-``{"boxes": (n, max_boxes, 4) xyxy in model pixels, "labels": (n, max_boxes)}``,
-padded with -1: what keras-hub's RetinaNet takes.
+Every image is scaled to fit ``data.image_size`` (a square side, or ``[height, width]``;
+aspect kept) and padded at the bottom and right with grey, so a box maps back to the
+original pixels by one division (``scale`` per image, kept with the image's record).
+Training targets are ``{"boxes": (n, max_boxes, 4) xyxy in model pixels,
+"labels": (n, max_boxes)}``, padded with -1: what keras-hub's RetinaNet takes.
 
 Box-aware augmentation (flip, scale jitter with crop, colour) runs on each training
 batch here, in the input pipeline: keras-hub's detector reads the labels only in its
@@ -20,7 +20,7 @@ import numpy as np
 
 from .config import Config, choice, get
 from .detection_formats import FORMATS, Item, detect_format, read_split, splits_present
-from .errors import DataError
+from .errors import ConfigError, DataError
 from .media import UNREADABLE, decode_all, first_line, open_image
 from .pipeline import Batches, Splits
 
@@ -67,16 +67,16 @@ def load_splits(config: Config, *, batch_size: int) -> Splits:
     cap = int(get(config, "data.max_images"))
     if cap > 0:
         train_items = train_items[:cap]
-    size = int(get(config, "data.image_size"))
+    size = model_size(config)
     on_bad = choice(config, "data.on_bad_file", ("error", "skip"))
     images, records = read_items(train_items, size, on_bad)
     val_images, val_records = read_items(val_items, size, on_bad)
     max_boxes = max(1, *(len(r["labels"]) for r in records + val_records))
-    meta = {"task": "detection", "class_names": names, "image_shape": [size, size, 3],
+    meta = {"task": "detection", "class_names": names, "image_shape": [*size, 3],
             "format": fmt, "max_boxes": max_boxes,
             "summary": f"{fmt} layout, {len(names)} classes, "
                        f"{sum(len(r['labels']) for r in records)} training boxes, "
-                       f"letterboxed to {size}x{size}"}
+                       f"letterboxed to {size[0]}x{size[1]}"}
     from .detection_model import batch_transform
 
     seed = int(get(config, "runtime.seed"))
@@ -92,11 +92,23 @@ def load_eval(config: Config, path: Path, meta: dict[str, Any], *,
     """Batches from another detection folder (its test, val or only split), the run's classes."""
     fmt = detect_format(Path(path), choice(config, "data.format", FORMATS))
     items, _ = read_split(Path(path), fmt, _eval_split(Path(path), fmt), list(meta["class_names"]))
-    images, records = read_items(items, int(meta["image_shape"][0]),
+    height, width = (int(side) for side in meta["image_shape"][:2])
+    images, records = read_items(items, (height, width),
                                  choice(config, "data.on_bad_file", ("error", "skip")))
     max_boxes = max(1, *(len(r["labels"]) for r in records))
     return DetectionBatches(images, targets(records, max_boxes), batch_size, records=records,
                             training=False)
+
+
+def model_size(config: Config) -> tuple[int, int]:
+    """``data.image_size`` as (height, width): a side (square) or a ``[height, width]`` pair."""
+    value = get(config, "data.image_size")
+    sides = value if isinstance(value, list) else [value, value]
+    if (len(sides) != 2 or any(isinstance(v, bool) or not isinstance(v, int) or v < 32
+                               for v in sides)):
+        raise ConfigError("data.image_size must be a side (128) or [height, width] "
+                          f"([96, 192]) of at least 32 pixels for detection; got {value!r}")
+    return int(sides[0]), int(sides[1])
 
 
 def _eval_split(root: Path, fmt: str) -> str | None:
@@ -127,7 +139,7 @@ def targets(records: list[dict[str, Any]], max_boxes: int) -> dict[str, np.ndarr
     return {"boxes": boxes, "labels": labels}
 
 
-def read_items(items: list[Item], size: int, on_bad: str
+def read_items(items: list[Item], size: int | tuple[int, int], on_bad: str
                ) -> tuple[np.ndarray, list[dict[str, Any]]]:
     """Decode and letterbox every image (threads); a bad image or box raises or is skipped."""
     if not items:
@@ -137,7 +149,7 @@ def read_items(items: list[Item], size: int, on_bad: str
     return images, records
 
 
-def _decoder(items: list[Item], size: int) -> Any:
+def _decoder(items: list[Item], size: int | tuple[int, int]) -> Any:
     by_path = {item.path: item for item in items}
 
     def decode(path: Path) -> tuple[np.ndarray | None, dict[str, Any] | None, str]:
@@ -177,14 +189,16 @@ def check_boxes(boxes: np.ndarray, width: int, height: int) -> str:
     return ""
 
 
-def letterbox(image: Any, size: int) -> tuple[np.ndarray, float]:
-    """A PIL image scaled to fit ``size`` (aspect kept), padded right and bottom; the scale."""
+def letterbox(image: Any, size: int | tuple[int, int]) -> tuple[np.ndarray, float]:
+    """A PIL image scaled to fit ``size`` (a side, or (height, width); aspect kept), padded
+    right and bottom; the scale."""
     from PIL import Image
 
+    rows, cols = (size, size) if isinstance(size, int) else size
     width, height = image.size
-    scale = size / max(width, height)
-    new = (max(1, round(width * scale)), max(1, round(height * scale)))
+    scale = min(cols / width, rows / height)
+    new = (min(cols, max(1, round(width * scale))), min(rows, max(1, round(height * scale))))
     resized = np.asarray(image.resize(new, Image.Resampling.BILINEAR), dtype=np.uint8)
-    canvas = np.full((size, size, 3), PAD_VALUE, np.uint8)
+    canvas = np.full((rows, cols, 3), PAD_VALUE, np.uint8)
     canvas[:new[1], :new[0]] = resized
     return canvas, scale

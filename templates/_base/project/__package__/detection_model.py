@@ -1,6 +1,6 @@
 """Detection model: keras-hub's RetinaNet on a small ResNet, from scratch, and its augmentation.
 
-    float [0, 1] image (data.image_size square) -> ResNet (basic blocks) -> FPN P3..P5
+    float [0, 1] image (data.image_size) -> ResNet (basic blocks) -> FPN P3..P5
     -> box and class heads -> focal loss + Huber (training) or NMS (predict)
 
 Boxes are ``xyxy`` in model pixels. The defaults are sized for a CPU: one basic
@@ -70,9 +70,9 @@ def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
         stackwise_num_filters=[64, 128, 256, 512] if backbone == "resnet18" else [64, 64, 128, 128],
         stackwise_num_blocks=blocks, stackwise_num_strides=[1, 2, 2, 2],
         block_type="basic_block", image_shape=shape)
-    if shape[0] % 32:
+    if shape[0] % 32 or shape[1] % 32:
         raise ConfigError(f"data.image_size must be a multiple of 32 for detection; "
-                          f"got {shape[0]}")
+                          f"got {shape[0]}x{shape[1]}")
     pyramid = keras_hub.models.RetinaNetBackbone(
         image_encoder=encoder, min_level=3, max_level=5, use_p5=False, image_shape=shape)
     anchors = keras_hub.layers.AnchorGenerator(
@@ -81,10 +81,24 @@ def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
     head_convs = int(get(config, "model.head_convs"))
     if not 1 <= head_convs <= 4:
         raise ConfigError(f"model.head_convs must be 1..4; got {head_convs}")
+    match_iou = float(get(config, "model.match_iou"))
+    if not 0.2 <= match_iou <= 0.9:
+        raise ConfigError(f"model.match_iou must be in [0.2, 0.9]; got {match_iou}")
+    # Anchors overlapping a true box by match_iou are its positives, under match_iou - 0.1
+    # background (keras-hub: 0.5 and 0.4). Boxes of a few strides fall between anchors on
+    # the stride grid: on the driving sample only 37-47% of the boxes reach 0.5 with any
+    # anchor, 88-97% reach 0.3. (keras-hub's force_match_for_each_col would give every box
+    # its best anchor, but indexes out of range with padded boxes in 0.32.)
+    # keras-hub exports no name for its label encoder (0.32): the module path is private.
+    from keras_hub.src.models.retinanet.retinanet_label_encoder import RetinaNetLabelEncoder
+
+    encoder_labels = RetinaNetLabelEncoder(
+        anchors, bounding_box_format="xyxy", encoding_format="center_xywh",
+        positive_threshold=match_iou, negative_threshold=match_iou - 0.1)
     return RetinaNet(
         backbone=pyramid, num_classes=len(meta["class_names"]), bounding_box_format="xyxy",
-        anchor_generator=anchors, pre_logits_num_conv_layers=head_convs,
-        use_prediction_head_norm=True, name="retinanet")
+        anchor_generator=anchors, label_encoder=encoder_labels,
+        pre_logits_num_conv_layers=head_convs, use_prediction_head_norm=True, name="retinanet")
 
 
 def compile_args(config: Config, meta: dict[str, Any]) -> dict[str, Any]:
@@ -114,13 +128,13 @@ def batch_transform(config: Config) -> Any:
     def transform(images: np.ndarray, targets: dict[str, np.ndarray], rng: np.random.Generator
                   ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
         images, boxes, labels = images.copy(), targets["boxes"].copy(), targets["labels"].copy()
-        size = images.shape[1]
+        width = images.shape[2]
         for i in range(len(images)):
             valid = labels[i] >= 0
             if flip == "horizontal" and rng.random() < 0.5:
                 images[i] = images[i, :, ::-1]
-                boxes[i, valid] = np.stack([size - boxes[i, valid, 2], boxes[i, valid, 1],
-                                            size - boxes[i, valid, 0], boxes[i, valid, 3]], -1)
+                boxes[i, valid] = np.stack([width - boxes[i, valid, 2], boxes[i, valid, 1],
+                                            width - boxes[i, valid, 0], boxes[i, valid, 3]], -1)
             if jitter > 0:
                 images[i], boxes[i], labels[i] = _zoom(images[i], boxes[i], labels[i],
                                                        rng.uniform(1 - jitter, 1 + jitter), rng)
@@ -138,20 +152,22 @@ def _zoom(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, factor: floa
     """Scale by ``factor`` around a random point, crop or pad back; drop boxes mostly cut off."""
     from PIL import Image
 
-    size = image.shape[0]
-    new = max(8, round(size * factor))
-    scaled = np.asarray(Image.fromarray(image).resize((new, new), Image.Resampling.BILINEAR))
+    size = np.array([image.shape[1], image.shape[0]])  # (x, y), like the offsets
+    new = np.maximum(8, np.round(size * factor)).astype(int)
+    scaled = np.asarray(Image.fromarray(image).resize((int(new[0]), int(new[1])),
+                                                      Image.Resampling.BILINEAR))
     canvas = np.full_like(image, 114)
-    offset = rng.integers(min(0, size - new), max(0, size - new) + 1, size=2)  # (x, y)
+    offset = np.array([rng.integers(min(0, s - n), max(0, s - n) + 1)
+                       for s, n in zip(size, new, strict=True)])
     src_x, src_y = max(0, -offset[0]), max(0, -offset[1])
     dst_x, dst_y = max(0, offset[0]), max(0, offset[1])
-    width, height = min(new - src_x, size - dst_x), min(new - src_y, size - dst_y)
+    width, height = min(new[0] - src_x, size[0] - dst_x), min(new[1] - src_y, size[1] - dst_y)
     canvas[dst_y:dst_y + height, dst_x:dst_x + width] = \
         scaled[src_y:src_y + height, src_x:src_x + width]
     valid = labels >= 0
     moved = boxes.copy()
-    moved[valid] = boxes[valid] * (new / size) + np.tile(offset, 2)
-    clipped = np.clip(moved, 0, size)
+    moved[valid] = boxes[valid] * np.tile(new / size, 2) + np.tile(offset, 2)
+    clipped = np.clip(moved, 0, np.tile(size, 2))
     area = np.prod(moved[:, 2:] - moved[:, :2], axis=1)
     kept = np.prod(np.maximum(clipped[:, 2:] - clipped[:, :2], 0), axis=1)
     keep = valid & (kept >= 0.5 * np.maximum(area, 1e-6)) & \

@@ -42,7 +42,7 @@ def run_prediction(run_path: Path, inputs: list[Path], out: Path | None,
                    float(get(config, "predict.iou_threshold")),
                    int(get(config, "predict.max_detections")))
     class_names = list(meta["class_names"])
-    size = int(meta["image_shape"][0])
+    size = (int(meta["image_shape"][0]), int(meta["image_shape"][1]))
     pixels, records = [], []
     for path in images:
         try:

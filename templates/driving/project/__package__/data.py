@@ -4,6 +4,9 @@
     data.dir/labels.csv           steering: filename,steering[,throttle,...] (one row per frame)
     data.dir/masks/<stem>.png     segmentation: uint8 class ids, same size as the frame
 
+``data.task = "detection"``: COCO, YOLO or Pascal VOC folders instead (the shared
+``detection_data`` module, as in the vision template).
+
 Frames are decoded once and kept as uint8; normalisation, cropping and brightness /
 shadow augmentation are layers inside the model. Two augmentations change the label
 as well, so they act on the batch here: the horizontal flip (steering negated, mask
@@ -18,6 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from . import detection_data
 from .config import Config, choice, get
 from .errors import ConfigError, DataError
 from .media import IMAGE_SUFFIXES, UNREADABLE, decode_all, first_line, open_image
@@ -25,13 +29,15 @@ from .overlap import warn_overlap
 from .pipeline import Batches, BatchTransform, Splits
 from .tables import open_table
 
-TASKS = ("steering", "segmentation")
+TASKS = ("steering", "segmentation", "detection")
 Image.MAX_IMAGE_PIXELS = 20_000 * 20_000  # refuse decompression bombs beyond 400 MP
 
 
 def load_splits(config: Config, *, batch_size: int) -> Splits:
     """Training and validation batches plus what the model needs to know."""
     task = choice(config, "data.task", TASKS)
+    if task == "detection":
+        return detection_data.load_splits(config, batch_size=batch_size)
     seed = int(get(config, "runtime.seed"))
     images, targets, names = _load_folder(config, Path(get(config, "data.dir")), task,
                                           cap=int(get(config, "data.max_images")))
@@ -62,6 +68,8 @@ def load_splits(config: Config, *, batch_size: int) -> Splits:
 
 def load_eval(config: Config, path: Path, meta: dict[str, Any], *, batch_size: int) -> Batches:
     """Labelled batches from another folder in the same layout, at the run's frame size."""
+    if meta["task"] == "detection":
+        return detection_data.load_eval(config, path, meta, batch_size=batch_size)
     height, width, _ = meta["image_shape"]
     images, targets, _ = _load_folder(config, Path(path), meta["task"], cap=0,
                                       size=(height, width), targets=meta.get("targets"))

@@ -12,6 +12,9 @@ about 250 k parameters, fast enough for real time on a CPU.
 Segmentation (``data.task = "segmentation"``): a small U-Net, softmax over
 ``data.class_names`` at every pixel; ``model.encoder`` gives it a pretrained keras-hub
 encoder.
+
+Detection (``data.task = "detection"``): keras-hub's RetinaNet, shared with the vision
+template (``detection_model``).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 
 import keras
 
-from . import encoder
+from . import detection_model, encoder
 from .augment import augmentation_layers
 from .backbones import APPLICATIONS, application
 from .config import Config, choice, get
@@ -32,6 +35,8 @@ NORMS = ("batch", "group", "none")
 
 def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
     """The steering regressor or the segmentation network for ``meta``."""
+    if meta["task"] == "detection":  # keras-hub RetinaNet (shared with vision)
+        return detection_model.build_model(config, meta)
     backbone = choice(config, "model.backbone", BACKBONES)
     if meta["task"] == "segmentation":
         if backbone != "unet":
@@ -70,6 +75,8 @@ def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
 
 def compile_args(config: Config, meta: dict[str, Any]) -> dict[str, Any]:
     """Loss and metrics: MAE and RMSE for steering, IoU and pixel accuracy for masks."""
+    if meta["task"] == "detection":
+        return detection_model.compile_args(config, meta)
     if meta["task"] == "segmentation":
         return {
             "loss": keras.losses.SparseCategoricalCrossentropy(),

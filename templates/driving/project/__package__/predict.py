@@ -8,7 +8,8 @@ also gets the true steering in the CSV and its MAE printed. Videos (read with Op
 ``DIR/<video>.csv`` with one row per frame and ``DIR/<video>.annotated.mp4``.
 Annotations: the predicted steering as an arc from the bottom centre plus its value,
 or the predicted mask overlaid. The frames/s of the whole loop (decode, resize,
-predict, draw, encode) is printed.
+predict, draw, encode) is printed. Detection: ``detections.json`` (``detection_predict``,
+shared with vision).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from . import augment, rundir
+from . import augment, detection_predict, rundir
 from .config import get, load_config
 from .data import list_images, read_frame
 from .errors import DataError
@@ -39,6 +40,8 @@ def run_prediction(run_path: Path, inputs: list[Path], out: Path | None,
     run = rundir.open_existing(run_path)
     config = load_config(run.config, overrides or [])  # predict --set KEY=VALUE
     meta = rundir.read_meta(run)
+    if meta.get("task") == "detection":  # detections.json (shared with vision)
+        return detection_predict.run_prediction(run_path, inputs, out, overrides)
     images, videos = expand_inputs(inputs, _images_in)
     net = rundir.load_model(rundir.model_checkpoint(run))
     rundir.check_model_outputs(net, meta, "class_names" if meta["task"] == "segmentation"

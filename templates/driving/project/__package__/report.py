@@ -4,6 +4,7 @@ Steering: MAE and RMSE per target, the label standard deviation and MAE / std (b
 about 0.25 the model clearly reads the road; predicting the mean scores about 0.8),
 predicted vs true steering over the sequence (frames sorted by filename) and a scatter.
 Segmentation: IoU per class, mean IoU, pixel accuracy and overlays of predicted masks.
+Detection: COCOeval's mAPs and plots (``detection_report``, shared with vision).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from . import augment, plots
+from . import augment, detection_report, plots
 from .pipeline import Batches
 
 # Loading a checkpoint needs the custom augmentation layers registered; rundir.load_model
@@ -27,6 +28,8 @@ CLASS_COLOURS = np.array([[0, 0, 0], [40, 200, 80], [250, 220, 40], [230, 60, 60
 def report(model: keras.Model, batches: Batches, meta: dict[str, Any], plots_dir: Path
            ) -> dict[str, Any]:
     """Domain metrics of ``model`` on ``batches``; writes plots into ``plots_dir``."""
+    if meta["task"] == "detection":
+        return detection_report.report(model, batches, meta, plots_dir)
     if meta["task"] == "segmentation":
         return segmentation_report(model, batches, meta, plots_dir)
     return steering_report(model, batches, meta, plots_dir)
@@ -34,6 +37,8 @@ def report(model: keras.Model, batches: Batches, meta: dict[str, Any], plots_dir
 
 def headline(meta: dict[str, Any]) -> str:
     """The number train prints at the end, by task."""
+    if meta["task"] == "detection":
+        return detection_report.HEADLINE
     return "mean_iou" if meta["task"] == "segmentation" else "mae"
 
 
