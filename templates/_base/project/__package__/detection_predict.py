@@ -73,8 +73,8 @@ def run_prediction(run_path: Path, inputs: list[Path], out: Path | None,
     return out
 
 
-def _predict_video(net: Any, video: Path, size: int, batch_size: int, class_names: list[str],
-                   annotated: Path | None) -> list[dict[str, Any]]:
+def _predict_video(net: Any, video: Path, size: tuple[int, int], batch_size: int,
+                   class_names: list[str], annotated: Path | None) -> list[dict[str, Any]]:
     """COCO results rows of every frame (``frame``: its index); boxes drawn into ``annotated``."""
     from PIL import Image
 
