@@ -641,13 +641,11 @@ def _write_object_frames(
 ) -> list[tuple[int, list[tuple[int, tuple[int, int, int, int]]]]]:
     """Render traffic frames ``start..stop-1`` of a split into ``folder``; their boxes.
     Runs in a worker process for large sets."""
-    from .vision_samples import rgb_png
-
     frames = []
     for number in range(start, stop):
         rng = frame_rng(seed, first_index + number)
         image, boxes = render_traffic_frame(sample_params(rng, traffic=True), rng, height, width)
-        (Path(folder) / f"{number:06d}.png").write_bytes(rgb_png(image))
+        (Path(folder) / f"{number:06d}.png").write_bytes(encode_png(image, level=1))
         frames.append((number, boxes))
         if bar is not None:  # counts this split's frames only: good enough for a bar
             bar.update(number + 1)
