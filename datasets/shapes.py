@@ -41,15 +41,19 @@ def write_shapes(out: Path, *, size: int | None = None, seed: int = 0, **_: obje
     boxes = 0
     with staged_dir(Path(out)) as stage:
         (stage / "annotations").mkdir()
-        for split, count in counts.items():
-            folder = stage / "images" / split
-            folder.mkdir(parents=True)
-            parts = available_cpus() if count >= PARALLEL_MIN_IMAGES else 1
-            pieces = run_pieces(_write_images, [(str(folder), seed, split, start, stop)
-                                                for start, stop in split_range(count, parts)])
+        for split in counts:
+            (stage / "images" / split).mkdir(parents=True)
+        # Both splits in one pass of worker processes: image k of the run is train image k,
+        # then val image k - train count.
+        parts = available_cpus() if total >= PARALLEL_MIN_IMAGES else 1
+        pieces = run_pieces(_write_images, [(str(stage / "images"), seed, counts["train"],
+                                             start, stop)
+                                            for start, stop in split_range(total, parts)])
+        written = [image for piece in pieces for image in piece]
+        for split, images in (("train", written[:counts["train"]]),
+                              ("val", written[counts["train"]:])):
             coco = coco_header()
-            for index, (name, height, width, objects) in enumerate(
-                    image for piece in pieces for image in piece):
+            for index, (name, height, width, objects) in enumerate(images):
                 image_id = index + 1
                 coco["images"].append({"id": image_id, "file_name": name,
                                        "height": height, "width": width})
@@ -64,17 +68,20 @@ def write_shapes(out: Path, *, size: int | None = None, seed: int = 0, **_: obje
             f"annotations/instances_{{train,val}}.json, images/{{train,val}}/) in {out}")
 
 
-def _write_images(folder: str, seed: int, split: str, start: int, stop: int
+def _write_images(folder: str, seed: int, train_count: int, start: int, stop: int
                   ) -> list[tuple[str, int, int, list[tuple[int, tuple]]]]:
-    """Render and write images ``start..stop-1`` of ``split``; their (file name, height,
-    width, objects). Runs in a worker process for large sets."""
+    """Render and write images ``start..stop-1`` of the run (train first, then val) under
+    ``folder/<split>/``; their (file name, height, width, objects). Runs in a worker
+    process for large sets."""
     written = []
-    for index in range(start, stop):
+    for number in range(start, stop):
+        split, index = ("train", number) if number < train_count else (
+            "val", number - train_count)
         rng = np.random.default_rng((seed, 0 if split == "train" else 1, index))
         image, objects = render_image(rng)
         name = f"{index:05d}.png"
         # level 1: these noisy backgrounds barely compress, and level 6 took 4x longer
-        (Path(folder) / name).write_bytes(encode_png(image, level=1))
+        (Path(folder) / split / name).write_bytes(encode_png(image, level=1))
         written.append((name, image.shape[0], image.shape[1], objects))
     return written
 
