@@ -97,14 +97,36 @@ def test_predict_and_export(vision: Path, resumed: Path, tmp_path: Path) -> None
     assert any((resumed / "export").iterdir())
 
 
-def test_jax_trains_both_phases(vision: Path, resnet_preset: Path) -> None:
-    run = vision / "runs" / "jax"
-    stdout = train_ok(vision, run, *FEW, "--set", f'model.preset="{resnet_preset}"',
-                      "--set", "train.epochs=2", backend="jax").stdout
-    assert "backbone unfrozen after epoch 1" in stdout
+def jax_lifecycle(project: Path, preset: Path, few: tuple[str, ...], predict_input: str,
+                  tmp_path: Path) -> Path:
+    """On JAX: phase 1, ``--resume`` into phase 2, then predict and export the run."""
+    run = project / "runs" / "jax"
+    train_ok(project, run, *few, "--set", f'model.preset="{preset}"', "--set", "train.epochs=1",
+             backend="jax")
+    assert tiny_presets.drift(run / "checkpoints" / "last.keras", preset)["trained"] == 0.0
+    result = run_project(project, "train", "--resume", "--run-dir", str(run),
+                         "--set", "train.epochs=2", backend="jax")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "backbone unfrozen after epoch 1" in result.stdout
     assert len((run / "history.csv").read_text().splitlines()) == 3
-    moved = tiny_presets.drift(run / "checkpoints" / "last.keras", resnet_preset)
+    moved = tiny_presets.drift(run / "checkpoints" / "last.keras", preset)
     assert moved["trained"] > 1e-6 and moved["moving"] == 0.0
+    out = tmp_path / "predictions"
+    result = run_project(project, "predict", "--run-dir", str(run), predict_input,
+                         "--out", str(out), backend="jax")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert len((out / "predictions.csv").read_text().splitlines()) == 2
+    result = run_project(project, "export", "--run-dir", str(run), "--format", "keras",
+                         backend="jax")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert list((run / "export").glob("*.keras"))
+    return run
+
+
+def test_jax_trains_both_phases_resumes_predicts_and_exports(vision: Path, resnet_preset: Path,
+                                                             tmp_path: Path) -> None:
+    image = sorted((vision / "data" / "train" / "3").glob("*.png"))[0]
+    jax_lifecycle(vision, resnet_preset, FEW, str(image), tmp_path)
 
 
 NLP_FEW = ("--set", "data.max_rows=160", "--set", "data.sequence_length=32",
@@ -145,6 +167,12 @@ def test_nlp_fine_tunes_a_text_preset_across_the_boundary(nlp: Path, bert_preset
     assert result.returncode == 0, result.stderr[-2000:]
     rows = (out / "predictions.csv").read_text().splitlines()
     assert len(rows) == 2 and rows[1].split(",")[1] == "the acting was not bad at all"
+
+
+def test_nlp_preset_on_jax_resumes_predicts_and_exports(nlp: Path, bert_preset: Path,
+                                                        tmp_path: Path) -> None:
+    run = jax_lifecycle(nlp, bert_preset, NLP_FEW, "a warm and funny film", tmp_path)
+    assert json.loads((run / "meta.json").read_text())["pretrained"]["backbone"] == "BertBackbone"
 
 
 def test_an_uncached_named_preset_offline_fails_in_one_line(nlp: Path, tmp_path: Path) -> None:
