@@ -481,12 +481,10 @@ def write_roads(
         ValueError: bad size, seed or image size, or ``out`` is a file.
         FileExistsError: ``out`` is a non-empty folder.
     """
-
     out = Path(out)
     count = DEFAULT_SIZE if size is None else _positive_int("size", size)
     height, width = _image_side("height", height), _image_side("width", width)
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    _check_seed(seed)
     _check_target(out)
     show = sys.stderr.isatty() if progress is None else progress
 
@@ -583,8 +581,7 @@ def write_road_objects(
     if count < 2:
         raise ValueError(f"size must be at least 2 frames (train and val), got {count}")
     height, width = _image_side("height", height), _image_side("width", width)
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    _check_seed(seed)
     _check_target(out)
     show = sys.stderr.isatty() if progress is None else progress
     val = max(1, count // 5)
@@ -1177,6 +1174,11 @@ def _sample_patch(rng: np.random.Generator, lane_width: float) -> dict[str, Any]
 # --------------------------------------------------------------------------------------
 # Argument checks and progress
 # --------------------------------------------------------------------------------------
+
+
+def _check_seed(seed: Any) -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
 
 
 def _positive_int(name: str, value: Any) -> int:

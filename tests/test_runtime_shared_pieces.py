@@ -191,3 +191,10 @@ def test_decode_all_keeps_order_and_names_the_first_bad_file(capsys: pytest.Capt
     assert "skipped 1 unreadable image(s), first: bad2.png" in capsys.readouterr().out
     with pytest.raises(errors.DataError, match="no readable images left"):
         media.decode_all([Path("bad1.png")], _decode_marked, "skip")
+
+
+def test_chunks_batches_a_stream_without_losing_the_tail() -> None:
+    media = runtime.load("media")
+    assert list(media.chunks(iter(range(7)), 3)) == [[0, 1, 2], [3, 4, 5], [6]]
+    assert list(media.chunks(iter(range(6)), 3)) == [[0, 1, 2], [3, 4, 5]]
+    assert list(media.chunks(iter([]), 3)) == []

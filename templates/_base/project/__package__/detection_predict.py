@@ -27,7 +27,7 @@ from .detection_formats import load_coco_json
 from .detection_model import set_thresholds
 from .detection_report import coco_results, detect, in_original
 from .errors import DataError
-from .media import UNREADABLE, Video, expand_inputs, first_line, open_image
+from .media import UNREADABLE, Video, chunks, expand_inputs, first_line, open_image
 
 
 def run_prediction(run_path: Path, inputs: list[Path], out: Path | None,
@@ -83,7 +83,7 @@ def _predict_video(net: Any, video: Path, size: tuple[int, int], batch_size: int
     staging = rundir.staged_path(annotated) if annotated else contextlib.nullcontext(None)
     with Video(video) as clip, staging as staged:  # the video is renamed into place at the end
         try:
-            for chunk in _chunks(clip.frames(), batch_size):
+            for chunk in chunks(clip.frames(), batch_size):
                 frames = [Image.fromarray(np.ascontiguousarray(bgr[..., ::-1])) for _, bgr in chunk]
                 boxed = [letterbox(frame, size) for frame in frames]
                 found = detect(net, np.stack([image for image, _ in boxed]), batch_size)
@@ -104,16 +104,6 @@ def _predict_video(net: Any, video: Path, size: tuple[int, int], batch_size: int
                 writer.release()
     return rows
 
-
-def _chunks(items: Any, size: int) -> Any:
-    chunk: list[Any] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def _open_writer(target: Path, fps: float, shape: tuple[int, ...], shown: Path | None) -> Any:

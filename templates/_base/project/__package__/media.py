@@ -161,6 +161,19 @@ def expand_inputs(inputs: list[Path],
     return images, videos
 
 
+def chunks(items: Any, size: int) -> Iterator[list[Any]]:
+    """Lists of ``size`` consecutive items (the last may be shorter): a video's frames in
+    batches without holding the whole video."""
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
 def write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
     """A CSV with a header row (formula-like cells neutralised, written atomically)."""
     csv_out.write_csv(path, header, rows)

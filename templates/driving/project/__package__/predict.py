@@ -15,7 +15,6 @@ shared with vision).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from . import augment, detection_predict, rundir
 from .config import get, load_config
 from .data import list_images, read_frame
 from .errors import DataError
-from .media import Video, expand_inputs, model_frame, open_image, write_csv
+from .media import Video, chunks, expand_inputs, model_frame, open_image, write_csv
 from .report import overlay
 from .tables import open_table
 
@@ -77,7 +76,7 @@ class Predictor:
         header = ["file", *self.columns] + (["true_steering"] if truth else [])
         rows, errors = [], []
         started = time.perf_counter()
-        for chunk in _chunks(files, self.batch_size):
+        for chunk in chunks(files, self.batch_size):
             frames = np.stack([read_frame(path, self.height, self.width) for path in chunk])
             outputs = np.asarray(self.net.predict_on_batch(frames))
             for path, output in zip(chunk, outputs, strict=True):
@@ -109,7 +108,7 @@ class Predictor:
         started = time.perf_counter()
         with Video(video) as clip, rundir.staged_path(target) as staged:  # renamed at the end
             try:
-                for chunk in _chunks(clip.frames(), self.batch_size):
+                for chunk in chunks(clip.frames(), self.batch_size):
                     originals = [frame for _, frame in chunk]
                     frames = np.stack([model_frame(f, self.width, self.height)
                                        for f in originals])
@@ -202,16 +201,6 @@ def _open_writer(target: Path, codec: str, fps: float, shape: tuple[int, ...], *
                         "(set predict.video_codec, e.g. \"mp4v\" or \"MJPG\")")
     return writer
 
-
-def _chunks(items: Any, size: int) -> Iterator[list[Any]]:
-    chunk: list[Any] = []
-    for item in items:
-        chunk.append(item)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
 
 
 def _known_steering(files: list[Path]) -> dict[Path, float]:
