@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from .coco import coco_split
 from .parallel import available_cpus, run_pieces, split
 from .png import encode_png
 from .staging import staged_dir
@@ -603,22 +604,12 @@ def write_road_objects(
         if bar is not None:
             bar.update(count)
         for name in counts:
-            coco: dict[str, Any] = {
-                "images": [], "annotations": [],
-                "categories": [{"id": i + 1, "name": label}
-                               for i, label in enumerate(TRAFFIC_CLASSES)]}
             frames_boxes = [frame for job, piece in zip(jobs, pieces, strict=True)
                             if job[0] == name for frame in piece]
-            for index, boxes in frames_boxes:
-                image_id = len(coco["images"]) + 1
-                coco["images"].append({"id": image_id, "file_name": f"{index:06d}.png",
-                                       "height": height, "width": width})
-                for label, (x0, y0, x1, y1) in boxes:
-                    boxes_per_class[label] += 1
-                    coco["annotations"].append({
-                        "id": len(coco["annotations"]) + 1, "image_id": image_id,
-                        "category_id": label + 1, "bbox": [x0, y0, x1 - x0, y1 - y0],
-                        "area": (x1 - x0) * (y1 - y0), "iscrowd": 0})
+            coco = coco_split(TRAFFIC_CLASSES, [(f"{index:06d}.png", height, width, boxes)
+                                                for index, boxes in frames_boxes])
+            for annotation in coco["annotations"]:
+                boxes_per_class[annotation["category_id"] - 1] += 1
             (staging / "annotations" / f"instances_{name}.json").write_text(json.dumps(coco))
     per_class = ", ".join(f"{n} {name}" for n, name in zip(boxes_per_class, TRAFFIC_CLASSES,
                                                             strict=True))

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from .coco import coco_split
 from .parallel import available_cpus, run_pieces
 from .parallel import split as split_range
 from .png import encode_png
@@ -52,16 +52,7 @@ def write_shapes(out: Path, *, size: int | None = None, seed: int = 0, **_: obje
         written = [image for piece in pieces for image in piece]
         for split, images in (("train", written[:counts["train"]]),
                               ("val", written[counts["train"]:])):
-            coco = coco_header()
-            for index, (name, height, width, objects) in enumerate(images):
-                image_id = index + 1
-                coco["images"].append({"id": image_id, "file_name": name,
-                                       "height": height, "width": width})
-                for label, (x0, y0, x1, y1) in objects:
-                    coco["annotations"].append({
-                        "id": len(coco["annotations"]) + 1, "image_id": image_id,
-                        "category_id": label + 1, "bbox": [x0, y0, x1 - x0, y1 - y0],
-                        "area": (x1 - x0) * (y1 - y0), "iscrowd": 0})
+            coco = coco_split(CLASSES, images)
             boxes += len(coco["annotations"])
             (stage / "annotations" / f"instances_{split}.json").write_text(json.dumps(coco))
     return (f"{total} images with {boxes} boxes of {', '.join(CLASSES)} (COCO layout: "
@@ -84,12 +75,6 @@ def _write_images(folder: str, seed: int, train_count: int, start: int, stop: in
         (Path(folder) / split / name).write_bytes(encode_png(image, level=1))
         written.append((name, image.shape[0], image.shape[1], objects))
     return written
-
-
-def coco_header() -> dict[str, Any]:
-    """An empty COCO dataset with this sample's categories (ids from 1)."""
-    return {"images": [], "annotations": [],
-            "categories": [{"id": i + 1, "name": name} for i, name in enumerate(CLASSES)]}
 
 
 def render_image(rng: np.random.Generator) -> tuple[np.ndarray, list[tuple[int, tuple]]]:
