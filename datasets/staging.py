@@ -15,9 +15,12 @@ def staged_dir(out: Path) -> Iterator[Path]:
     """Yield a fresh folder next to ``out``; it becomes ``out`` only if the block succeeds.
 
     Raises:
-        FileExistsError: ``out`` exists and is not an empty folder (nothing is touched).
+        FileExistsError: ``out`` is a symbolic link, or exists and is not an empty folder
+            (nothing is touched).
     """
     out = Path(out)
+    if out.is_symlink():  # os.replace cannot put a folder there, and must not follow it
+        raise FileExistsError(f"{out} is a symbolic link; give a folder path that is not one")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise FileExistsError(f"{out} already exists and is not an empty folder")
     out.parent.mkdir(parents=True, exist_ok=True)

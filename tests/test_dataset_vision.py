@@ -55,3 +55,13 @@ def test_occupied_target_is_refused_and_untouched(tmp_path: Path) -> None:
         get_writer("digits")(tmp_path / "d")
     assert [p.name for p in tmp_path.iterdir()] == ["d"]
     assert (tmp_path / "d" / "mine.txt").read_text() == "keep"
+
+
+def test_a_symlinked_target_is_refused_and_nothing_written_through_it(tmp_path: Path) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    (tmp_path / "link").symlink_to(real)
+    with pytest.raises(FileExistsError, match="symbolic link"):
+        get_writer("digits")(tmp_path / "link")
+    assert list(real.iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]  # no staging left
