@@ -93,6 +93,19 @@ def test_video_errors_are_one_line(tmp_path: Path) -> None:
         media.Video(bogus)
 
 
+def test_a_video_whose_frames_are_over_the_image_cap_is_refused_before_decoding(
+        tmp_path: Path) -> None:
+    media, limits = runtime.load("media"), runtime.load("limits")
+    clip_path = tmp_path / "clip.avi"
+    _write_video(clip_path, 2)  # 32x24 = 768 pixels a frame
+    limits.configure({"limits": {"image_megapixels": 0.0005}})  # 500 pixels
+    try:
+        with pytest.raises(errors.DataError, match=r"a frame \(32x24 pixels\).*image_megapixels"):
+            media.Video(clip_path)
+    finally:
+        limits.configure({})
+
+
 def _relative_imports(folder: Path) -> dict[str, set[str]]:
     """Module -> the sibling modules it imports (anywhere in the file, lazy imports too)."""
     import ast

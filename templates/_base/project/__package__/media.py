@@ -91,8 +91,9 @@ class Video:
 
     ``with Video(path) as video: for index, frame in video.frames(step): ...`` reads
     every frame and yields every ``step``-th with its index; ``video.fps`` is the
-    file's frame rate (25 when it does not say). A file OpenCV cannot open is a
-    DataError; one with no readable frame is too, when the loop ends (``read`` counts).
+    file's frame rate (25 when it does not say). A file OpenCV cannot open, or whose
+    declared frame size is over ``limits.image_megapixels``, is a DataError; one with no
+    readable frame is too, when the loop ends (``read`` counts).
     """
 
     def __init__(self, path: Path) -> None:
@@ -102,6 +103,14 @@ class Video:
         self.capture = cv2.VideoCapture(str(path))
         if not self.capture.isOpened():
             raise DataError(f"cannot open video {path} (unsupported codec or not a video)")
+        # the frame size the container declares, checked before any frame is decoded
+        width = int(self.capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+        height = int(self.capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        try:
+            check("image_megapixels", width * height, path, f"a frame ({width}x{height} pixels)")
+        except DataError:
+            self.capture.release()
+            raise
         self.fps = float(self.capture.get(cv2.CAP_PROP_FPS) or 25.0)
         self.read = 0
 
