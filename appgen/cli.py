@@ -352,7 +352,6 @@ def presets_command(template_ref: str) -> None:
     size and expected input."""
     template = catalog.find_template(template_ref)
     known = [p for t in template.chain() for p in presets.presets_for(t.name)]
-    keys = [presets.key_for(t.name) for t in template.chain() if presets.presets_for(t.name)]
     if not known:
         click.echo(f"{template.name}: no keras-hub presets listed (model.preset and "
                    f"model.encoder are for {', '.join(sorted(presets.PRESETS))})")
@@ -362,8 +361,8 @@ def presets_command(template_ref: str) -> None:
         click.echo(f"{preset.name:<{width}}  {preset.task:<14}  "
                    f"{preset.parameters / 1e6:6.1f} M params  ~{preset.size_mb:>4} MB  "
                    f"{preset.expected_input}")
-    click.echo(f"\nuse: --set {keys[0]}=NAME (downloaded on first use into "
-               f"{presets.kagglehub_cache()}; KAGGLEHUB_CACHE moves it), a kaggle:// or "
+    click.echo(f"\nuse: --set {presets.usage(known)}: downloaded on first use into "
+               f"{presets.kagglehub_cache()} (KAGGLEHUB_CACHE moves it); or a kaggle:// or "
                f"hf:// handle, or a folder written by save_to_preset()", err=True)
 
 

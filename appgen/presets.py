@@ -23,6 +23,7 @@ class Preset:
     task: str
     parameters: int
     expected_input: str
+    key: str = "model.preset"  # the config key it goes into (U-Nets: model.encoder)
 
     @property
     def size_mb(self) -> int:
@@ -38,6 +39,8 @@ _ENCODER = ("{what}, the converter's ImageNet scale/offset (no resizing), padded
             "multiple of 32; P2..P5 feed the U-Net's skips")
 _FRAMES = _ENCODER.format(what="RGB frames")
 _SLICES = _ENCODER.format(what="2D slices (grey repeated to RGB)")
+_DETECTOR = ("RGB {what} letterboxed to data.image_size, the converter's ImageNet "
+             "scale/offset; P3..P5 feed RetinaNet's FPN")
 _BART = ("sentence pairs, byte-level BPE (English-pretrained), up to 256 tokens a side; "
          "model.lora_rank")
 
@@ -51,6 +54,8 @@ PRESETS: dict[str, tuple[Preset, ...]] = {
         Preset("resnet_50_imagenet", "classification", 23_561_152, _IMAGE.format(side=224)),
         Preset("vit_base_patch16_224_imagenet", "classification", 85_798_656,
                _IMAGE.format(side=224)),
+        Preset("resnet_18_imagenet", "detection", 11_186_112, _DETECTOR.format(what="images")),
+        Preset("resnet_50_imagenet", "detection", 23_561_152, _DETECTOR.format(what="images")),
     ),
     "nlp": (
         Preset("bert_tiny_en_uncased", "classification", 4_385_920, _TEXT),
@@ -65,16 +70,15 @@ PRESETS: dict[str, tuple[Preset, ...]] = {
     ),
     # U-Net encoders (model.encoder): image backbones with a feature pyramid at strides 4..32
     "driving": (
-        Preset("resnet_18_imagenet", "segmentation", 11_186_112, _FRAMES),
-        Preset("resnet_50_imagenet", "segmentation", 23_561_152, _FRAMES),
+        Preset("resnet_18_imagenet", "segmentation", 11_186_112, _FRAMES, "model.encoder"),
+        Preset("resnet_50_imagenet", "segmentation", 23_561_152, _FRAMES, "model.encoder"),
+        Preset("resnet_18_imagenet", "detection", 11_186_112, _DETECTOR.format(what="frames")),
     ),
     "medical": (
-        Preset("resnet_18_imagenet", "segmentation", 11_186_112, _SLICES),
-        Preset("resnet_50_imagenet", "segmentation", 23_561_152, _SLICES),
+        Preset("resnet_18_imagenet", "segmentation", 11_186_112, _SLICES, "model.encoder"),
+        Preset("resnet_50_imagenet", "segmentation", 23_561_152, _SLICES, "model.encoder"),
     ),
 }
-# the config key a template's presets go into
-KEYS = {"driving": "model.encoder", "medical": "model.encoder"}
 
 
 def presets_for(template: str) -> tuple[Preset, ...]:
@@ -82,9 +86,13 @@ def presets_for(template: str) -> tuple[Preset, ...]:
     return PRESETS.get(template, ())
 
 
-def key_for(template: str) -> str:
-    """The config key that takes ``template``'s presets."""
-    return KEYS.get(template, "model.preset")
+def usage(known: tuple[Preset, ...] | list[Preset]) -> str:
+    """Which config key takes which tasks' presets: ``model.preset (classification)``."""
+    tasks: dict[str, list[str]] = {}
+    for preset in known:
+        if preset.task not in tasks.setdefault(preset.key, []):
+            tasks[preset.key].append(preset.task)
+    return " or ".join(f"{key}=NAME ({', '.join(names)})" for key, names in tasks.items())
 
 
 def kagglehub_cache() -> Path:

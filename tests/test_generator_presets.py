@@ -25,6 +25,10 @@ def test_presets_lists_names_sizes_and_inputs() -> None:
     bart = next(line for line in text.splitlines() if line.startswith("bart_base_en "))
     assert "translation" in bart and "139.4 M params" in bart and "lora_rank" in bart
     assert "resnet" not in text
+    detectors = [line for line in lines if " detection " in line]
+    assert [line.split()[0] for line in detectors] == ["resnet_18_imagenet", "resnet_50_imagenet"]
+    assert "P3..P5 feed RetinaNet's FPN" in detectors[0]
+    assert "use: --set model.preset=NAME (classification, detection)" in result.stderr
 
 
 def test_presets_of_the_u_net_templates_are_encoders() -> None:
@@ -34,7 +38,9 @@ def test_presets_of_the_u_net_templates_are_encoders() -> None:
         resnet = next(line for line in result.stdout.splitlines()
                       if line.startswith("resnet_18_imagenet "))
         assert "11.2 M params" in resnet and "multiple of 32" in resnet
-        assert "use: --set model.encoder=NAME" in result.stderr
+        assert "use: --set model.encoder=NAME (segmentation)" in result.stderr
+    driving = CliRunner().invoke(main, ["presets", "driving"])
+    assert "or model.preset=NAME (detection)" in driving.stderr
     assert "grey repeated to RGB" in CliRunner().invoke(main, ["presets", "medical"]).stdout
 
 

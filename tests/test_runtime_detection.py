@@ -245,3 +245,93 @@ def test_augmentation_moves_boxes_with_the_pixels(width: int) -> None:
         assert inside.size and inside.mean() > 200  # the square is where its box says
         flipped += x0 > width // 2
     assert flipped > 0
+
+
+
+def _detector_config(width: int, preset: str = "") -> dict:
+    return {"model": {"backbone": "resnet_small", "width": width, "preset": preset,
+                      "head_convs": 1, "anchor_size": 1.0, "match_iou": 0.4}}
+
+
+META = {"image_shape": [64, 96, 3], "class_names": ["car", "sign"]}
+
+
+def _reloads_the_same(net, folder: Path):  # type: ignore[no-untyped-def]
+    """Save and load ``net``; the reloaded head outputs match the original's."""
+    import keras
+
+    images = np.random.default_rng(0).random((2, 64, 96, 3)).astype("float32")
+    net.save(folder / "net.keras")
+    again = keras.models.load_model(folder / "net.keras")
+    np.testing.assert_allclose(np.asarray(again(images)["cls_logits"]),
+                               np.asarray(net(images)["cls_logits"]), atol=1e-5)
+    return again
+
+
+def test_the_detector_is_model_width_wide_and_reloads(tmp_path: Path) -> None:
+    model = runtime.load("detection_model")
+    net = model.build_model(_detector_config(32), META)
+    convs = [w for w in net.weights if w.path.endswith("kernel") and len(w.shape) == 4]
+    head = [w for w in convs if "head" in w.path]
+    assert head and all(w.shape[-2] == 32 for w in head)  # every head conv takes 32 channels
+    assert any("fpn" in w.path and w.shape[-1] == 32 for w in convs)  # the FPN outputs 32
+    assert model.build_model(_detector_config(128), META).count_params() > \
+        net.count_params() + 100_000
+    again = _reloads_the_same(net, tmp_path)
+    assert again.head_filters == 32 and again.backbone.fpn_filters == 32
+    assert runtime.load("finetune").find_backbone(again) is None  # from scratch: one phase
+    with pytest.raises(errors.ConfigError, match="model.width must be a multiple of 32"):
+        model.build_model(_detector_config(48), META)
+
+
+@pytest.fixture(scope="module")
+def resnet_preset(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import keras_hub
+
+    folder = tmp_path_factory.mktemp("presets") / "resnet_pyramid"
+    keras_hub.models.ResNetBackbone(  # P2..P5, like resnet_18_imagenet; see tiny_presets
+        input_conv_filters=[64], input_conv_kernel_sizes=[3],
+        stackwise_num_filters=[64, 16, 16, 32], stackwise_num_blocks=[1, 1, 1, 1],
+        stackwise_num_strides=[1, 2, 2, 2], block_type="basic_block",
+        image_shape=(None, None, 3)).save_to_preset(folder)
+    keras_hub.layers.ResNetImageConverter(
+        image_size=(64, 64), scale=[1 / (255 * 0.229), 1 / (255 * 0.224), 1 / (255 * 0.225)],
+        offset=[-0.485 / 0.229, -0.456 / 0.224, -0.406 / 0.225]).save_to_preset(folder)
+    return folder
+
+
+def test_a_preset_backbone_is_normalised_frozen_and_reloads(resnet_preset: Path,
+                                                             tmp_path: Path) -> None:
+    model = runtime.load("detection_model")
+    finetune = runtime.load("finetune")
+    net = model.build_model(_detector_config(32, str(resnet_preset)), META)
+    backbone = finetune.find_backbone(net)
+    assert type(backbone).__name__ == "ResNetBackbone" and backbone.count_params() == 108736
+    # [0, 1] images become what the converter makes of [0, 255] ones
+    assert net.backbone.input_scale == pytest.approx([1 / 0.229, 1 / 0.224, 1 / 0.225])
+    assert net.backbone.input_offset == pytest.approx([-0.485 / 0.229, -0.456 / 0.224,
+                                                       -0.406 / 0.225])
+    mine = {id(w) for w in backbone.weights}
+    finetune.set_phase(net, frozen=True)  # phase 1: FPN and heads train, the backbone not
+    trainable = {id(w) for w in net.trainable_weights}
+    assert trainable and not trainable & mine
+    finetune.set_phase(net, frozen=False)
+    assert mine & {id(w) for w in net.trainable_weights}
+    again = _reloads_the_same(net, tmp_path)
+    assert finetune.find_backbone(again).name == finetune.BACKBONE_LAYER
+    assert again.backbone.input_scale == net.backbone.input_scale
+
+
+def test_a_preset_without_p3_to_p5_is_one_line(tmp_path: Path) -> None:
+    import keras_hub
+
+    folder = tmp_path / "shallow"
+    keras_hub.models.ResNetBackbone(  # one stage: P2 only
+        input_conv_filters=[64], input_conv_kernel_sizes=[3], stackwise_num_filters=[64],
+        stackwise_num_blocks=[1], stackwise_num_strides=[1], block_type="basic_block",
+        image_shape=(None, None, 3)).save_to_preset(folder)
+    keras_hub.layers.ResNetImageConverter(image_size=(32, 32), scale=1 / 255.0
+                                          ).save_to_preset(folder)
+    with pytest.raises(errors.ConfigError, match="cannot feed RetinaNet's P3..P5 pyramid") as err:
+        runtime.load("detection_model").build_model(_detector_config(32, str(folder)), META)
+    assert "\n" not in str(err.value)

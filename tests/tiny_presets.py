@@ -76,11 +76,12 @@ def drift(checkpoint: Path, preset: Path) -> dict[str, float]:
         tuned = arrays(handle)
     moved = {"trained": 0.0, "moving": 0.0}
     for name, before in reference.items():  # layers/<layer>/vars/<i>, inside the model's
-        # backbone layer: layers/res_net_backbone/..., or a U-Net's layers/pyramid_encoder/
-        # backbone/... (the checkpoint names layers by class)
-        (after,) = [value for key, value in tuned.items() if key.endswith("/" + name)
-                    and key.count("/layers/") == 1 and ("backbone" in key.split("/")[1]
-                                                        or key.split("/")[1] == "pyramid_encoder")]
+        # backbone layer: layers/res_net_backbone/..., a U-Net's layers/pyramid_encoder/
+        # backbone/..., or a detector's layers/pyramid/layers/functional/layers/functional/...
+        # (the checkpoint names layers by class)
+        (after,) = [value for key, value in tuned.items() if key.endswith("/" + name) and (
+            key.startswith("layers/pyramid/layers/functional/") or key.count("/layers/") == 1
+            and ("backbone" in key.split("/")[1] or key.split("/")[1] == "pyramid_encoder"))]
         # batch norm's vars are gamma, beta, moving mean, moving variance
         kind = "moving" if "normalization" in name and name[-1] in "23" else "trained"
         moved[kind] = max(moved[kind], float(np.max(np.abs(after - before))))

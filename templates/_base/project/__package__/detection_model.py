@@ -3,14 +3,22 @@
     float [0, 1] image (data.image_size) -> ResNet (basic blocks) -> FPN P3..P5
     -> box and class heads -> focal loss + Huber (training) or NMS (predict)
 
+``model.preset`` swaps the ResNet for a pretrained keras-hub image backbone, fed as its
+image converter normalises (scale and offset; the letterbox already sized the image),
+and ``train`` fine-tunes it in two phases (``finetune.py``).
+
 Boxes are ``xyxy`` in model pixels. The defaults are sized for a CPU: one basic
-block per stage, ``model.head_convs`` convolutions in each head (RetinaNet's paper
-uses 4), and anchors of ``model.anchor_size`` x stride (2: 16 pixels at P3), right
-for objects of 12 to 100 pixels in a 128-pixel image.
+block per stage, ``model.width`` channels in the FPN and the heads (RetinaNet's paper:
+256, which is most of the compute at these image sizes), ``model.head_convs``
+convolutions in each head (paper: 4), and anchors of ``model.anchor_size`` x stride
+(2: 16 pixels at P3), right for objects of 12 to 100 pixels in a 128-pixel image.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from types import ModuleType
 from typing import Any
 
 import keras
@@ -19,18 +27,87 @@ import numpy as np
 
 from .config import Config, choice, get
 from .errors import ConfigError
+from .finetune import BACKBONE_LAYER, load_preset
 
 BACKBONES = ("resnet_small", "resnet18")
 
 
+@contextlib.contextmanager
+def _num_filters(module: ModuleType, name: str, filters: int) -> Iterator[None]:
+    """While building, make ``module.name(...)`` (a keras-hub layer class) use ``filters``.
+
+    keras-hub 0.32 builds RetinaNet's FPN and heads at 256 channels with no argument
+    to change it; the classes below swap the layer in for their own construction only.
+    """
+    original = getattr(module, name)
+
+    def narrowed(*args: Any, **kwargs: Any) -> Any:
+        return original(*args, **{**kwargs, "num_filters": filters})
+
+    setattr(module, name, narrowed)
+    try:
+        yield
+    finally:
+        setattr(module, name, original)
+
+
+@keras.saving.register_keras_serializable(package="detection")
+class Pyramid(keras_hub.models.RetinaNetBackbone):
+    """keras-hub's RetinaNet backbone (encoder + FPN) with an FPN ``fpn_filters`` wide.
+
+    ``input_scale`` and ``input_offset`` (a pretrained encoder's normalisation, for
+    [0, 1] images) put a rescaling in front of the encoder.
+    """
+
+    def __init__(self, image_encoder: Any, *args: Any, fpn_filters: int = 256,
+                 input_scale: Any = None, input_offset: Any = None, **kwargs: Any) -> None:
+        from keras_hub.src.models.retinanet import retinanet_backbone
+
+        fed = image_encoder
+        if input_scale is not None:
+            if isinstance(image_encoder, dict):  # a checkpoint loading
+                image_encoder = keras.layers.deserialize(image_encoder)
+            fed = _normalized(image_encoder, input_scale, input_offset)
+        with _num_filters(retinanet_backbone, "FeaturePyramid", fpn_filters):
+            super().__init__(fed, *args, **kwargs)
+        self.image_encoder = image_encoder  # what get_config saves: the preset's own backbone
+        self.fpn_filters = fpn_filters
+        self.input_scale = input_scale
+        self.input_offset = input_offset
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "fpn_filters": self.fpn_filters,
+                "input_scale": self.input_scale, "input_offset": self.input_offset}
+
+
+def _normalized(encoder: keras.Model, scale: Any, offset: Any) -> keras.Model:
+    """``encoder`` behind a rescaling, with the ``pyramid_outputs`` keras-hub reads."""
+    inputs = keras.Input(encoder.inputs[0].shape[1:], name="images")
+    pixels = keras.layers.Rescaling(scale, offset, name="preset_normalization")(inputs)
+    levels = keras.Model(encoder.inputs, encoder.pyramid_outputs, name="preset_pyramid")(pixels)
+    wrapped = keras.Model(inputs, levels, name="normalized_encoder")
+    wrapped.pyramid_outputs = levels
+    return wrapped
+
+
 @keras.saving.register_keras_serializable(package="detection")
 class RetinaNet(keras_hub.models.RetinaNetObjectDetector):
-    """keras-hub's RetinaNet with Keras' own fit/evaluate/predict.
+    """keras-hub's RetinaNet with heads ``head_filters`` wide and Keras' own fit/evaluate/predict.
 
     keras-hub's versions route every input through tf.data for its preprocessor;
     this project has none (images arrive scaled to [0, 1]) and feeds ``Batches``,
     which also keeps the JAX backend free of TensorFlow.
     """
+
+    def __init__(self, *args: Any, head_filters: int = 256, **kwargs: Any) -> None:
+        from keras_hub.src.models.retinanet import retinanet_object_detector
+
+        with _num_filters(retinanet_object_detector, "PredictionHead", head_filters):
+            super().__init__(*args, **kwargs)
+        self.head_filters = head_filters
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "head_filters": self.head_filters}
 
     fit = keras.Model.fit
     evaluate = keras.Model.evaluate
@@ -63,18 +140,27 @@ class RetinaNet(keras_hub.models.RetinaNetObjectDetector):
 def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
     """A RetinaNet for ``meta['class_names']`` at ``meta['image_shape']``."""
     shape = tuple(meta["image_shape"])
-    backbone = choice(config, "model.backbone", BACKBONES)
-    blocks = [1, 1, 1, 1] if backbone == "resnet_small" else [2, 2, 2, 2]
-    encoder = keras_hub.models.ResNetBackbone(
-        input_conv_filters=[64], input_conv_kernel_sizes=[7 if backbone == "resnet18" else 3],
-        stackwise_num_filters=[64, 128, 256, 512] if backbone == "resnet18" else [64, 64, 128, 128],
-        stackwise_num_blocks=blocks, stackwise_num_strides=[1, 2, 2, 2],
-        block_type="basic_block", image_shape=shape)
     if shape[0] % 32 or shape[1] % 32:
         raise ConfigError(f"data.image_size must be a multiple of 32 for detection; "
                           f"got {shape[0]}x{shape[1]}")
-    pyramid = keras_hub.models.RetinaNetBackbone(
-        image_encoder=encoder, min_level=3, max_level=5, use_p5=False, image_shape=shape)
+    width = int(get(config, "model.width"))
+    if not 32 <= width <= 512 or width % 32:
+        # the heads' group norm splits the channels into 32 groups
+        raise ConfigError(f"model.width must be a multiple of 32 from 32 to 512; got {width}")
+    preset = str(get(config, "model.preset"))
+    if preset:
+        encoder, scale, offset = preset_encoder(preset, shape)
+    else:
+        encoder = resnet(choice(config, "model.backbone", BACKBONES), shape)
+        scale = offset = None
+    try:
+        pyramid = Pyramid(image_encoder=encoder, min_level=3, max_level=5, use_p5=False,
+                          image_shape=shape, fpn_filters=width, input_scale=scale,
+                          input_offset=offset)
+    except (KeyError, ValueError) as err:  # a backbone without the P3..P5 levels
+        raise ConfigError(f"model.preset = {preset!r}: {type(encoder).__name__} cannot feed "
+                          f"RetinaNet's P3..P5 pyramid ({str(err).splitlines()[0][:160]})"
+                          ) from None
     anchors = keras_hub.layers.AnchorGenerator(
         "xyxy", min_level=3, max_level=5, num_scales=3, aspect_ratios=[0.5, 1.0, 2.0],
         anchor_size=float(get(config, "model.anchor_size")))
@@ -97,8 +183,39 @@ def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
         positive_threshold=match_iou, negative_threshold=match_iou - 0.1)
     return RetinaNet(
         backbone=pyramid, num_classes=len(meta["class_names"]), bounding_box_format="xyxy",
-        anchor_generator=anchors, label_encoder=encoder_labels,
+        anchor_generator=anchors, label_encoder=encoder_labels, head_filters=width,
         pre_logits_num_conv_layers=head_convs, use_prediction_head_norm=True, name="retinanet")
+
+
+def resnet(kind: str, shape: tuple[int, ...]) -> keras.Model:
+    """The from-scratch encoder: ``resnet_small`` (one basic block per stage) or ``resnet18``."""
+    return keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64], input_conv_kernel_sizes=[7 if kind == "resnet18" else 3],
+        stackwise_num_filters=[64, 128, 256, 512] if kind == "resnet18" else [64, 64, 128, 128],
+        stackwise_num_blocks=[2, 2, 2, 2] if kind == "resnet18" else [1, 1, 1, 1],
+        stackwise_num_strides=[1, 2, 2, 2], block_type="basic_block", image_shape=shape)
+
+
+def preset_encoder(preset: str, shape: tuple[int, ...]) -> tuple[keras.Model, Any, Any]:
+    """A keras-hub preset's image backbone, named ``BACKBONE_LAYER`` so ``train`` fine-tunes
+    it in two phases, and the scale and offset that normalise [0, 1] images as its
+    converter normalises [0, 255] ones."""
+    converter = load_preset("layers.ImageConverter", preset)
+    try:
+        backbone = load_preset("models.Backbone", preset, name=BACKBONE_LAYER, image_shape=shape)
+    except ConfigError:  # a backbone that takes no image_shape
+        backbone = load_preset("models.Backbone", preset, name=BACKBONE_LAYER)
+    if not getattr(backbone, "pyramid_outputs", None):
+        raise ConfigError(f"model.preset = {preset!r}: {type(backbone).__name__} has no feature "
+                          "pyramid; RetinaNet needs a convolutional image backbone (ResNet, "
+                          "EfficientNet, CSPNet, ...)")
+    scale = 1.0 if converter.scale is None else converter.scale
+    scale = [255.0 * float(s) for s in scale] if isinstance(scale, list | tuple) \
+        else 255.0 * float(scale)
+    offset = converter.offset
+    offset = [float(o) for o in offset] if isinstance(offset, list | tuple) \
+        else float(offset or 0.0)
+    return backbone, scale, offset
 
 
 def compile_args(config: Config, meta: dict[str, Any]) -> dict[str, Any]:

@@ -33,6 +33,9 @@ def find_backbone(net: keras.Model) -> keras.layers.Layer | None:
     for layer in net.layers:
         if layer.name == BACKBONE_LAYER:
             return layer
+        inner = getattr(layer, "image_encoder", None)  # detection: inside RetinaNet's pyramid
+        if isinstance(inner, keras.layers.Layer) and inner.name == BACKBONE_LAYER:
+            return inner
     return None
 
 
