@@ -248,9 +248,10 @@ def test_augmentation_moves_boxes_with_the_pixels(width: int) -> None:
 
 
 
-def _detector_config(width: int, preset: str = "") -> dict:
+def _detector_config(width: int, preset: str = "", min_level: int = 3) -> dict:
     return {"model": {"backbone": "resnet_small", "width": width, "preset": preset,
-                      "head_convs": 1, "anchor_size": 1.0, "match_iou": 0.4}}
+                      "min_level": min_level, "head_convs": 1, "anchor_size": 1.0,
+                      "match_iou": 0.4}}
 
 
 META = {"image_shape": [64, 96, 3], "class_names": ["car", "sign"]}
@@ -282,6 +283,19 @@ def test_the_detector_is_model_width_wide_and_reloads(tmp_path: Path) -> None:
     assert runtime.load("finetune").find_backbone(again) is None  # from scratch: one phase
     with pytest.raises(errors.ConfigError, match="model.width must be a multiple of 32"):
         model.build_model(_detector_config(48), META)
+
+
+def test_min_level_2_moves_the_pyramid_one_stride_finer() -> None:
+    model = runtime.load("detection_model")
+    coarse = model.build_model(_detector_config(32), META)
+    fine = model.build_model(_detector_config(32, min_level=2), META)
+    assert sorted(fine.backbone.output) == ["P2", "P3", "P4"]
+    # 9 anchors a cell on strides 4, 8, 16 against 8, 16, 32 of a 64x96 image
+    cells = {2: 16 * 24 + 8 * 12 + 4 * 6, 3: 8 * 12 + 4 * 6 + 2 * 3}
+    assert fine.output["cls_logits"].shape[1] == 9 * cells[2]
+    assert coarse.output["cls_logits"].shape[1] == 9 * cells[3]
+    with pytest.raises(errors.ConfigError, match="model.min_level must be 2 or 3"):
+        model.build_model(_detector_config(32, min_level=4), META)
 
 
 @pytest.fixture(scope="module")

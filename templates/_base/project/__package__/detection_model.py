@@ -1,6 +1,6 @@
 """Detection model: keras-hub's RetinaNet on a small ResNet, from scratch, and its augmentation.
 
-    float [0, 1] image (data.image_size) -> ResNet (basic blocks) -> FPN P3..P5
+    float [0, 1] image (data.image_size) -> ResNet (basic blocks) -> FPN P3..P5 (or P2..P4)
     -> box and class heads -> focal loss + Huber (training) or NMS (predict)
 
 ``model.preset`` swaps the ResNet for a pretrained keras-hub image backbone, fed as its
@@ -12,6 +12,8 @@ block per stage, ``model.width`` channels in the FPN and the heads (RetinaNet's 
 256, which is most of the compute at these image sizes), ``model.head_convs``
 convolutions in each head (paper: 4), and anchors of ``model.anchor_size`` x stride
 (2: 16 pixels at P3), right for objects of 12 to 100 pixels in a 128-pixel image.
+``model.min_level = 2`` moves the pyramid one level finer (P2..P4, strides 4 to 16) for
+objects of 5 to 50 pixels, like the driving sample's.
 """
 
 from __future__ import annotations
@@ -147,22 +149,25 @@ def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
     if not 32 <= width <= 512 or width % 32:
         # the heads' group norm splits the channels into 32 groups
         raise ConfigError(f"model.width must be a multiple of 32 from 32 to 512; got {width}")
+    low = int(get(config, "model.min_level"))
+    if low not in (2, 3):
+        raise ConfigError(f"model.min_level must be 2 or 3; got {low}")
     preset = str(get(config, "model.preset"))
     if preset:
         encoder, scale, offset = preset_encoder(preset, shape)
     else:
-        encoder = resnet(choice(config, "model.backbone", BACKBONES), shape)
+        encoder = resnet(choice(config, "model.backbone", BACKBONES), shape, low + 2)
         scale = offset = None
     try:
-        pyramid = Pyramid(image_encoder=encoder, min_level=3, max_level=5, use_p5=False,
+        pyramid = Pyramid(image_encoder=encoder, min_level=low, max_level=low + 2, use_p5=False,
                           image_shape=shape, fpn_filters=width, input_scale=scale,
                           input_offset=offset)
     except (KeyError, ValueError) as err:  # a backbone without the P3..P5 levels
         raise ConfigError(f"model.preset = {preset!r}: {type(encoder).__name__} cannot feed "
-                          f"RetinaNet's P3..P5 pyramid ({str(err).splitlines()[0][:160]})"
+                          f"RetinaNet's P{low}..P{low + 2} pyramid ({str(err).splitlines()[0][:160]})"
                           ) from None
     anchors = keras_hub.layers.AnchorGenerator(
-        "xyxy", min_level=3, max_level=5, num_scales=3, aspect_ratios=[0.5, 1.0, 2.0],
+        "xyxy", min_level=low, max_level=low + 2, num_scales=3, aspect_ratios=[0.5, 1.0, 2.0],
         anchor_size=float(get(config, "model.anchor_size")))
     head_convs = int(get(config, "model.head_convs"))
     if not 1 <= head_convs <= 4:
@@ -187,13 +192,17 @@ def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
         pre_logits_num_conv_layers=head_convs, use_prediction_head_norm=True, name="retinanet")
 
 
-def resnet(kind: str, shape: tuple[int, ...]) -> keras.Model:
-    """The from-scratch encoder: ``resnet_small`` (one basic block per stage) or ``resnet18``."""
+def resnet(kind: str, shape: tuple[int, ...], top_level: int) -> keras.Model:
+    """The from-scratch encoder: ``resnet_small`` (one basic block per stage) or ``resnet18``,
+    with stages up to ``top_level`` (P2 is the first; a deeper stage would go unused)."""
+    stages = top_level - 1
     return keras_hub.models.ResNetBackbone(
         input_conv_filters=[64], input_conv_kernel_sizes=[7 if kind == "resnet18" else 3],
-        stackwise_num_filters=[64, 128, 256, 512] if kind == "resnet18" else [64, 64, 128, 128],
-        stackwise_num_blocks=[2, 2, 2, 2] if kind == "resnet18" else [1, 1, 1, 1],
-        stackwise_num_strides=[1, 2, 2, 2], block_type="basic_block", image_shape=shape)
+        stackwise_num_filters=([64, 128, 256, 512] if kind == "resnet18"
+                               else [64, 64, 128, 128])[:stages],
+        stackwise_num_blocks=([2, 2, 2, 2] if kind == "resnet18" else [1, 1, 1, 1])[:stages],
+        stackwise_num_strides=[1, 2, 2, 2][:stages], block_type="basic_block",
+        image_shape=shape)
 
 
 def preset_encoder(preset: str, shape: tuple[int, ...]) -> tuple[keras.Model, Any, Any]:

@@ -217,8 +217,14 @@ def box_grid(images: np.ndarray, records: list[dict[str, Any]],
                 continue
             axis.add_patch(Rectangle(box[:2], *(box[2:] - box[:2]), fill=False,
                                      edgecolor="red", linewidth=1, linestyle="--"))
-            axis.text(box[0], box[1], f"{class_names[label]} {score:.2f}", color="red",
-                      fontsize=6, va="bottom")
+            # the label sits inside the image: over the box, or under it at the top edge, and
+            # leftwards from its right side in the right half; clipped like the image
+            left = box[0] < images[index].shape[1] / 2
+            above = box[1] > 0.1 * images[index].shape[0]
+            axis.text(box[0] if left else box[2], box[1] if above else box[3],
+                      f"{class_names[label]} {score:.2f}", color="red", fontsize=6,
+                      ha="left" if left else "right", va="bottom" if above else "top",
+                      clip_on=True)
         axis.set_title(Path(record["file_name"]).name, fontsize=7)
     fig.suptitle("green: true boxes, red: predicted", fontsize=9)
     return plots.save_figure(fig, out)
