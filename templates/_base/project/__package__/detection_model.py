@@ -162,10 +162,10 @@ def build_model(config: Config, meta: dict[str, Any]) -> keras.Model:
         pyramid = Pyramid(image_encoder=encoder, min_level=low, max_level=low + 2, use_p5=False,
                           image_shape=shape, fpn_filters=width, input_scale=scale,
                           input_offset=offset)
-    except (KeyError, ValueError) as err:  # a backbone without the P3..P5 levels
+    except (KeyError, ValueError) as err:  # a backbone without those levels
+        reason = str(err).splitlines()[0][:160]
         raise ConfigError(f"model.preset = {preset!r}: {type(encoder).__name__} cannot feed "
-                          f"RetinaNet's P{low}..P{low + 2} pyramid ({str(err).splitlines()[0][:160]})"
-                          ) from None
+                          f"RetinaNet's P{low}..P{low + 2} pyramid ({reason})") from None
     anchors = keras_hub.layers.AnchorGenerator(
         "xyxy", min_level=low, max_level=low + 2, num_scales=3, aspect_ratios=[0.5, 1.0, 2.0],
         anchor_size=float(get(config, "model.anchor_size")))
