@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import runtime
+import tiny_presets
 from PIL import Image
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -300,18 +301,7 @@ def test_min_level_2_moves_the_pyramid_one_stride_finer() -> None:
 
 @pytest.fixture(scope="module")
 def resnet_preset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import keras_hub
-
-    folder = tmp_path_factory.mktemp("presets") / "resnet_pyramid"
-    keras_hub.models.ResNetBackbone(  # P2..P5, like resnet_18_imagenet; see tiny_presets
-        input_conv_filters=[64], input_conv_kernel_sizes=[3],
-        stackwise_num_filters=[64, 16, 16, 32], stackwise_num_blocks=[1, 1, 1, 1],
-        stackwise_num_strides=[1, 2, 2, 2], block_type="basic_block",
-        image_shape=(None, None, 3)).save_to_preset(folder)
-    keras_hub.layers.ResNetImageConverter(
-        image_size=(64, 64), scale=[1 / (255 * 0.229), 1 / (255 * 0.224), 1 / (255 * 0.225)],
-        offset=[-0.485 / 0.229, -0.456 / 0.224, -0.406 / 0.225]).save_to_preset(folder)
-    return folder
+    return tiny_presets.save_resnet_pyramid(tmp_path_factory.mktemp("presets") / "resnet")
 
 
 def test_a_preset_backbone_is_normalised_frozen_and_reloads(resnet_preset: Path,
@@ -334,6 +324,11 @@ def test_a_preset_backbone_is_normalised_frozen_and_reloads(resnet_preset: Path,
     again = _reloads_the_same(net, tmp_path)
     assert finetune.find_backbone(again).name == finetune.BACKBONE_LAYER
     assert again.backbone.input_scale == net.backbone.input_scale
+
+    # bench times it like any other detector: batch-1 latency through the NMS decoder
+    images = np.random.default_rng(1).random((2, 64, 96, 3)).astype("float32")
+    timed = runtime.load("latency").latency(net, images, calls=2, warmup=1, large_batch=2)
+    assert timed["batch1_p50_ms"] > 0 and timed["large_batch_samples_per_s"] > 0
 
 
 def test_a_preset_without_p3_to_p5_is_one_line(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import runtime
+import tiny_presets
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -20,17 +21,7 @@ errors = runtime.load("errors")
 
 @pytest.fixture(scope="module")
 def preset(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import keras_hub
-
-    folder = tmp_path_factory.mktemp("presets") / "resnet_pyramid"
-    keras_hub.models.ResNetBackbone(  # P2..P5, like resnet_18_imagenet; see tiny_presets
-        input_conv_filters=[64], input_conv_kernel_sizes=[3],
-        stackwise_num_filters=[64, 16, 16, 32], stackwise_num_blocks=[1, 1, 1, 1],
-        stackwise_num_strides=[1, 2, 2, 2], block_type="basic_block",
-        image_shape=(None, None, 3)).save_to_preset(folder)
-    keras_hub.layers.ResNetImageConverter(image_size=(64, 64), scale=1 / 255.0
-                                          ).save_to_preset(folder)
-    return folder
+    return tiny_presets.save_resnet_pyramid(tmp_path_factory.mktemp("presets") / "resnet")
 
 
 def _unet(preset: Path, channels: int):  # type: ignore[no-untyped-def]
@@ -54,7 +45,10 @@ def test_the_pyramid_feeds_one_skip_per_stride(preset: Path) -> None:
     layer = finetune.find_backbone(net)
     assert isinstance(layer, encoder.PyramidEncoder) and layer.strides == [4, 8, 16, 32]
     assert net.get_layer("gray_to_rgb") is not None  # a grey slice goes in as RGB
-    converter = net.get_layer("res_net_image_converter")
+    import keras_hub  # the converter's auto-name counts up within a process: find it by type
+
+    [converter] = [layer for layer in net.layers
+                   if isinstance(layer, keras_hub.layers.ResNetImageConverter)]
     assert converter.image_size is None  # scale and offset only: the mask keeps its grid
     out = net.predict(np.zeros((2, 64, 96, 1), "float32"), verbose=0)
     assert out.shape == (2, 64, 96, 2)

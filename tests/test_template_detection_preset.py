@@ -39,22 +39,7 @@ def uses(preset: Path) -> tuple[str, str]:
 def test_a_preset_detector_fine_tunes_across_the_boundary(project: Path, preset: Path,
                                                           tmp_path: Path) -> None:
     run = project / "runs" / "preset"
-    train_ok(project, run, *FEW, *uses(preset), "--set", "train.epochs=1")
-    assert tiny_presets.drift(run / "checkpoints" / "last.keras", preset) == \
-        {"trained": 0.0, "moving": 0.0}  # phase 1: FPN and heads only
-    meta = json.loads((run / "meta.json").read_text())
-    assert meta["pretrained"] == {"source": str(preset.resolve()), "backbone": "ResNetBackbone",
-                                  "parameters": 108736}
-    assert f'preset = "{preset.resolve()}"' in (run / "config.toml").read_text()
-
-    result = run_project(project, "train", "--resume", "--run-dir", str(run),
-                         "--set", "train.epochs=2")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "backbone unfrozen after epoch 1: learning rate x 0.1" in result.stdout
-    moved = tiny_presets.drift(run / "checkpoints" / "last.keras", preset)
-    assert moved["trained"] > 1e-6 and moved["moving"] == 0.0  # batch norm: inference mode
-    rows = (run / "history.csv").read_text().splitlines()[1:]
-    assert [row.split(",")[0] for row in rows] == ["1", "2"]
+    tiny_presets.fine_tunes_across_the_boundary(project, run, "preset", preset, *FEW)
     final = json.loads((run / "metrics.json").read_text())["final"]
     assert 0.0 <= final["map_50"] <= 1.0 and final["images"] == 160
 

@@ -37,34 +37,12 @@ def uses(preset: Path) -> tuple[str, str]:
     return ("--set", f'model.encoder="{preset}"')
 
 
-def across_the_boundary(project: Path, run: Path, preset: Path, *settings: str) -> None:
-    """Phase 1 (encoder frozen) for one epoch, then --resume into phase 2 for one more."""
-    train_ok(project, run, *settings, *uses(preset), "--set", "train.epochs=1")
-    moved = tiny_presets.drift(run / "checkpoints" / "last.keras", preset)
-    assert moved == {"trained": 0.0, "moving": 0.0}
-    meta = json.loads((run / "meta.json").read_text())
-    assert meta["pretrained"] == {"source": str(preset.resolve()), "backbone": "ResNetBackbone",
-                                  "parameters": 108736}
-    assert f'encoder = "{preset.resolve()}"' in (run / "config.toml").read_text()
-
-    result = run_project(project, "train", "--resume", "--run-dir", str(run),
-                         "--set", "train.epochs=2")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "backbone unfrozen after epoch 1: learning rate x 0.1" in result.stdout
-    moved = tiny_presets.drift(run / "checkpoints" / "last.keras", preset)
-    assert moved["trained"] > 1e-6 and moved["moving"] == 0.0  # batch norm: inference mode
-    rows = (run / "history.csv").read_text().splitlines()[1:]
-    assert [row.split(",")[0] for row in rows] == ["1", "2"]
-    rates = [float(row.split(",")[-1]) for row in rows]
-    assert rates[1] == pytest.approx(rates[0] * 0.1, rel=1e-3)
-
-
 def test_driving_segmentation_with_an_encoder(encoder: Path, tmp_path: Path) -> None:
     project = generate(tmp_path, "road_encoder", "driving", task="segmentation",
                        sample_data=False)
     get_writer("roads")(project / "data", size=32, seed=0)
     run = project / "runs" / "encoder"
-    across_the_boundary(project, run, encoder, *DRIVING)
+    tiny_presets.fine_tunes_across_the_boundary(project, run, "encoder", encoder, *DRIVING)
     # evaluate and predict load the checkpoint as --resume just did (measured by hand);
     # the SavedModel traces the encoder layer once more
     result = run_project(project, "export", "--run-dir", str(run), "--format", "saved_model")

@@ -28,19 +28,30 @@ keras_hub.layers.ResNetImageConverter(
     offset=[-0.485 / 0.229, -0.456 / 0.224, -0.406 / 0.225]).save_to_preset(folder)
 '''
 
-# A four-stage ResNet (P2..P5 at strides 4..32, like resnet_18_imagenet's pyramid) for the
-# U-Net encoders (model.encoder); keras-hub requires 64 filters in the stem and first stage.
-RESNET_PYRAMID = '''
+def save_resnet_pyramid(folder: Path) -> Path:
+    """Save a four-stage ResNet (P2..P5 at strides 4..32, like resnet_18_imagenet's pyramid)
+    with an ImageNet-style converter into ``folder``, in this process: the U-Net encoders
+    (model.encoder) and the detector's backbone (model.preset) take it. keras-hub requires
+    64 filters in the stem and first stage."""
+    import keras_hub
+
+    keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64], input_conv_kernel_sizes=[3],
+        stackwise_num_filters=[64, 16, 16, 32], stackwise_num_blocks=[1, 1, 1, 1],
+        stackwise_num_strides=[1, 2, 2, 2], block_type="basic_block",
+        image_shape=(None, None, 3)).save_to_preset(folder)
+    keras_hub.layers.ResNetImageConverter(
+        image_size=(64, 64), scale=[1 / (255 * 0.229), 1 / (255 * 0.224), 1 / (255 * 0.225)],
+        offset=[-0.485 / 0.229, -0.456 / 0.224, -0.406 / 0.225]).save_to_preset(folder)
+    return folder
+
+
+# save_resnet_pyramid in a fresh interpreter, for tests that never import Keras themselves
+RESNET_PYRAMID = f'''
 import sys
-import keras_hub
-folder = sys.argv[1] + "/resnet_pyramid"
-keras_hub.models.ResNetBackbone(
-    input_conv_filters=[64], input_conv_kernel_sizes=[3], stackwise_num_filters=[64, 16, 16, 32],
-    stackwise_num_blocks=[1, 1, 1, 1], stackwise_num_strides=[1, 2, 2, 2],
-    block_type="basic_block", image_shape=(None, None, 3)).save_to_preset(folder)
-keras_hub.layers.ResNetImageConverter(
-    image_size=(64, 64), scale=[1 / (255 * 0.229), 1 / (255 * 0.224), 1 / (255 * 0.225)],
-    offset=[-0.485 / 0.229, -0.456 / 0.224, -0.406 / 0.225]).save_to_preset(folder)
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+import tiny_presets
+tiny_presets.save_resnet_pyramid(sys.argv[1] + "/resnet_pyramid")
 '''
 
 
@@ -193,3 +204,34 @@ def only_adapters_moved(checkpoint: Path, preset: Path, layer: str, rank: int) -
         elif not name.endswith(LORA_BIASES):
             assert np.array_equal(tuned, value), name  # base weights untouched
     return moved
+
+
+def fine_tunes_across_the_boundary(project: Path, run: Path, key: str, preset: Path,
+                                   *settings: str) -> None:
+    """Train with ``model.<key> = preset`` for one epoch of phase 1 (backbone frozen), then
+    --resume into phase 2 for one more, and check both phases' weights, meta.json,
+    config.toml and the one history across the boundary."""
+    import json
+
+    import pytest
+    from project_runner import run_project, train_ok
+
+    uses = ("--set", f'model.{key}="{preset}"')
+    train_ok(project, run, *settings, *uses, "--set", "train.epochs=1")
+    moved = drift(run / "checkpoints" / "last.keras", preset)
+    assert moved == {"trained": 0.0, "moving": 0.0}
+    meta = json.loads((run / "meta.json").read_text())
+    assert meta["pretrained"] == {"source": str(preset.resolve()), "backbone": "ResNetBackbone",
+                                  "parameters": 108736}
+    assert f'{key} = "{preset.resolve()}"' in (run / "config.toml").read_text()
+
+    result = run_project(project, "train", "--resume", "--run-dir", str(run),
+                         "--set", "train.epochs=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "backbone unfrozen after epoch 1: learning rate x 0.1" in result.stdout
+    moved = drift(run / "checkpoints" / "last.keras", preset)
+    assert moved["trained"] > 1e-6 and moved["moving"] == 0.0  # batch norm: inference mode
+    rows = (run / "history.csv").read_text().splitlines()[1:]
+    assert [row.split(",")[0] for row in rows] == ["1", "2"]
+    rates = [float(row.split(",")[-1]) for row in rows]
+    assert rates[1] == pytest.approx(rates[0] * 0.1, rel=1e-3)
