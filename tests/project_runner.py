@@ -21,11 +21,23 @@ def generate(tmp_path: Path, name: str, template: str, *overrides: str,
     return target
 
 
+# what a JAX-only install (pip install -e .[jax]) lacks
+TENSORFLOW_MODULES = ("tensorflow", "tensorboard", "tf2onnx", "tf_keras")
+JAX_ONLY = "jax-only"  # a backend for run_project: KERAS_BACKEND=jax, TensorFlow hidden
+
+
 def run_project(project: Path, *args: str, backend: str = "tensorflow",
                 timeout: int = 600) -> subprocess.CompletedProcess[str]:
-    """``python -m PACKAGE args...`` inside the project with KERAS_BACKEND set."""
+    """``python -m PACKAGE args...`` inside the project with KERAS_BACKEND set.
+
+    ``backend="jax-only"`` runs JAX as installed without TensorFlow: TensorFlow and its
+    companions cannot be imported (``hiding``), so the run proves the project needs none.
+    """
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
            "PYTHONUNBUFFERED": "1"}
+    if backend == JAX_ONLY:
+        env.update(KERAS_BACKEND="jax", **hiding(project.parent / ".hide_tensorflow",
+                                                 *TENSORFLOW_MODULES))
     return subprocess.run([sys.executable, "-m", project.name, *args], cwd=project, env=env,
                           capture_output=True, text=True, timeout=timeout, check=False)
 

@@ -113,17 +113,6 @@ def test_predict_raw_text_and_files(project: Path, trained_run: Path, tmp_path: 
     assert "the acting was not bad at all" in result.stdout
 
 
-def test_same_project_trains_on_jax_without_keras_hub_learner(project: Path) -> None:
-    run = project / "runs" / "jax"
-    result = run_project(project, "train", "--run-dir", str(run), *QUICK,
-                         "--set", 'tokenizer.learner="python"', backend="jax")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "backend jax" in result.stdout
-    metrics = json.loads((run / "metrics.json").read_text())
-    assert metrics["epochs_completed"] == 1 and 0.0 <= metrics["final"]["accuracy"] <= 1.0
-    assert json.loads((run / "meta.json").read_text())["vocabulary_learner"] == "python"
-
-
 def test_non_utf8_file_is_named_in_one_line(project: Path, tmp_path: Path) -> None:
     data = tmp_path / "latin"
     data.mkdir()

@@ -94,14 +94,6 @@ def test_evaluate_predict_export(project: Path, trained_run: Path, tmp_path: Pat
         assert (trained_run / "export" / produced).exists()
 
 
-def test_same_project_trains_on_jax(project: Path) -> None:
-    run = project / "runs" / "jax"
-    result = run_project(project, "train", "--run-dir", str(run), *QUICK, backend="jax")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "backend jax" in result.stdout
-    assert json.loads((run / "metrics.json").read_text())["epochs_completed"] == 2
-
-
 def test_bring_your_own_rgb_data_of_any_size(project: Path, tmp_path: Path) -> None:
     from PIL import Image
 
