@@ -17,8 +17,10 @@ from project_runner import generate
 
 pytestmark = pytest.mark.slow
 
-CASES = [("vision", None), ("fraud", None), ("driving", None), ("driving", "segmentation"),
-         ("nlp", "classification"), ("medical", "segmentation"), ("medical", "classification")]
+# detection: vision's suite stands for driving's (both render _base/detection_tests.py.inc)
+CASES = [("vision", None), ("vision", "detection"), ("fraud", None), ("driving", None),
+         ("driving", "segmentation"), ("nlp", "classification"), ("medical", "segmentation"),
+         ("medical", "classification")]
 
 
 @pytest.mark.parametrize(("template", "task"), CASES,
