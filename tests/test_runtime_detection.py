@@ -286,6 +286,39 @@ def test_the_detector_is_model_width_wide_and_reloads(tmp_path: Path) -> None:
         model.build_model(_detector_config(48), META)
 
 
+def test_a_reloaded_detector_keeps_its_optimizer_and_state(tmp_path: Path) -> None:
+    """--resume loads the checkpoint's compile: keras-hub's custom compile once made Keras
+    skip it, and the resumed run trained with keras-hub's default Adam(5e-5)."""
+    import warnings
+
+    import keras
+
+    model = runtime.load("detection_model")
+    net = model.build_model(_detector_config(32), META)
+    schedule = keras.optimizers.schedules.CosineDecay(0.003, decay_steps=100)
+    net.compile(optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
+                **model.compile_args({}, META))
+    images = np.random.default_rng(0).random((2, 64, 96, 3)).astype("float32")
+    boxes = {"boxes": np.array([[[10, 10, 40, 30], [-1, -1, -1, -1]]] * 2, "float32"),
+             "labels": np.array([[1, -1]] * 2, "float32")}
+    net.train_on_batch(images, boxes)
+    net.save(tmp_path / "net.keras")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        again = keras.models.load_model(tmp_path / "net.keras")
+    assert not [w for w in caught if "compile()" in str(w.message)]
+    assert type(again.optimizer).__name__ == "AdamW" and int(again.optimizer.iterations) == 1
+    assert again.optimizer.get_config()["learning_rate"] == \
+        net.optimizer.get_config()["learning_rate"]  # the schedule, not keras-hub's 5e-5
+    saved = {v.path: np.asarray(v) for v in net.optimizer.variables}
+    loaded = {v.path: np.asarray(v) for v in again.optimizer.variables}
+    assert saved.keys() == loaded.keys() and len(saved) > 2
+    assert all(np.array_equal(saved[key], loaded[key]) for key in saved)  # moments too
+    assert any(np.abs(value).max() > 0 for key, value in loaded.items() if "momentum" in key)
+    again.train_on_batch(images, boxes)  # and it trains on
+    assert int(again.optimizer.iterations) == 2
+
+
 def test_min_level_2_moves_the_pyramid_one_stride_finer() -> None:
     model = runtime.load("detection_model")
     coarse = model.build_model(_detector_config(32), META)

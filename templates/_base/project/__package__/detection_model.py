@@ -111,6 +111,17 @@ class RetinaNet(keras_hub.models.RetinaNetObjectDetector):
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "head_filters": self.head_filters}
 
+    def compile_from_config(self, config: dict[str, Any]) -> None:
+        """On load, compile as the checkpoint was compiled (optimizer, schedule, losses), so
+        its optimizer state loads and ``--resume`` goes on where it stopped.
+
+        keras-hub's ``compile`` is custom, so Keras' own version skips this and the model
+        would keep the ``Adam(5e-5)`` keras-hub's constructor compiles with: a resumed run
+        trained at 5e-5 with fresh moments instead of its schedule."""
+        keras.Model.compile(self, **keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
     fit = keras.Model.fit
     evaluate = keras.Model.evaluate
     train_on_batch = keras.Model.train_on_batch
