@@ -203,6 +203,19 @@ def test_no_detection_layout_is_one_line(tmp_path: Path) -> None:
         formats.detect_format(tmp_path, "auto")
 
 
+def test_without_pycocotools_train_and_evaluate_stop_first_in_one_line(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    real = data.importlib.util.find_spec
+    monkeypatch.setattr(data.importlib.util, "find_spec",
+                        lambda name, *rest: None if name == "pycocotools" else real(name, *rest))
+    config = {"data": {"dir": str(tmp_path)}}  # not read: the check comes first
+    for load in (lambda: data.load_splits(config, batch_size=2),
+                 lambda: data.load_eval(config, tmp_path, {}, batch_size=2)):
+        with pytest.raises(errors.ProjectError, match="pycocotools .* not installed: pip") as err:
+            load()
+        assert "\n" not in str(err.value)
+
+
 def test_coco_scores_are_one_for_the_truth_and_low_for_the_chance_baseline(tmp_path: Path
                                                                            ) -> None:
     write_coco(tmp_path)

@@ -13,6 +13,7 @@ loss, so a layer inside the model could move the pixels but not the boxes.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from .config import Config, choice, get
 from .detection_formats import FORMATS, Item, detect_format, read_split, splits_present
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, ProjectError
 from .media import UNREADABLE, decode_all, first_line, open_image
 from .pipeline import Batches, Splits
 
@@ -46,8 +47,22 @@ class DetectionBatches(Batches):
         return images.astype(np.float32) / 255.0, targets
 
 
+def require_cocoeval() -> None:
+    """pycocotools scores every run once its last epoch is done: when it is missing, say so
+    in one line before training, not in a traceback after it."""
+    try:
+        found = importlib.util.find_spec("pycocotools") is not None
+    except (ImportError, ValueError):  # a broken installation counts as none
+        found = False
+    if not found:
+        raise ProjectError("detection is scored with pycocotools (COCOeval), which is not "
+                           "installed: pip install -e . in this project (or pip install "
+                           "pycocotools)")
+
+
 def load_splits(config: Config, *, batch_size: int) -> Splits:
     """Training and validation batches; classes from the training annotations."""
+    require_cocoeval()
     root = Path(get(config, "data.dir"))
     fmt = detect_format(root, choice(config, "data.format", FORMATS))
     present = splits_present(root, fmt)
@@ -90,6 +105,7 @@ def load_splits(config: Config, *, batch_size: int) -> Splits:
 def load_eval(config: Config, path: Path, meta: dict[str, Any], *,
               batch_size: int) -> DetectionBatches:
     """Batches from another detection folder (its test, val or only split), the run's classes."""
+    require_cocoeval()
     fmt = detect_format(Path(path), choice(config, "data.format", FORMATS))
     items, _ = read_split(Path(path), fmt, _eval_split(Path(path), fmt), list(meta["class_names"]))
     height, width = (int(side) for side in meta["image_shape"][:2])
