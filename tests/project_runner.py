@@ -36,10 +36,15 @@ def run_project(project: Path, *args: str, backend: str = "tensorflow",
     env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3",
            "PYTHONUNBUFFERED": "1"}
     if backend == JAX_ONLY:
-        env.update(KERAS_BACKEND="jax", **hiding(project.parent / ".hide_tensorflow",
-                                                 *TENSORFLOW_MODULES))
+        env.update(jax_only_env(project.parent))
     return subprocess.run([sys.executable, "-m", project.name, *args], cwd=project, env=env,
                           capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def jax_only_env(folder: Path) -> dict[str, str]:
+    """Environment variables of a JAX-only install: KERAS_BACKEND=jax, TensorFlow hidden
+    (its sitecustomize.py goes in ``folder/.hide_tensorflow``)."""
+    return {"KERAS_BACKEND": "jax", **hiding(folder / ".hide_tensorflow", *TENSORFLOW_MODULES)}
 
 
 def train_ok(project: Path, run: Path, *args: str, backend: str = "tensorflow"

@@ -1,7 +1,7 @@
 """A JAX-only install (``pip install -e .[jax]``, no TensorFlow) runs every template.
 
 TensorFlow, TensorBoard and tf2onnx are hidden from the generated project's
-Python by a ``sitecustomize.py`` (``project_runner.hiding``): ``import tensorflow``
+Python by a ``sitecustomize.py`` (``project_runner.jax_only_env``): ``import tensorflow``
 fails and ``importlib.util.find_spec`` finds nothing, as on a machine where it was
 never installed. A second virtual environment would prove the same thing, but
 needs the network (or a wheel cache) and minutes of pip per run; this needs
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from appgen.datasets import get_writer
-from project_runner import TENSORFLOW_MODULES, generate, hiding
+from project_runner import JAX_ONLY, generate, jax_only_env, run_project
 
 from appgen.catalog import find_template
 from appgen.render import RenderRequest, render_project
@@ -52,9 +52,8 @@ def _project(tmp_path: Path, template: str, task: str | None) -> Path:
     return project
 
 
-def _run(project: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([sys.executable, "-m", project.name, *args], cwd=project, env=env,
-                            capture_output=True, text=True, timeout=900, check=False)
+def _run(project: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    result = run_project(project, *args, backend=JAX_ONLY, timeout=900)
     assert result.returncode == 0, (args[0], result.stderr[-3000:])
     assert "Traceback" not in result.stderr
     return result
@@ -64,23 +63,22 @@ def _run(project: Path, env: dict[str, str], *args: str) -> subprocess.Completed
 def test_generate_train_evaluate_predict_without_tensorflow(tmp_path: Path, case: str) -> None:
     template, task, overrides, inputs = CASES[case]
     project = _project(tmp_path, template, task)
-    env = {**os.environ, **hiding(tmp_path / "hide", *TENSORFLOW_MODULES),
-           "KERAS_BACKEND": "jax", "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONUNBUFFERED": "1"}
-    probe = subprocess.run([sys.executable, "-c", "import tensorflow"], env=env,
+    probe = subprocess.run([sys.executable, "-c", "import tensorflow"],
+                           env={**os.environ, **jax_only_env(project.parent)},
                            capture_output=True, text=True, check=False)
     assert probe.returncode != 0, "TensorFlow is not hidden: the test would prove nothing"
 
     run = tmp_path / "run"
     sets = [part for item in ("train.epochs=1", "train.verbose=0", *overrides)
             for part in ("--set", item)]
-    trained = _run(project, env, "train", "--run-dir", str(run), *sets)
+    trained = _run(project, "train", "--run-dir", str(run), *sets)
     assert "backend jax" in trained.stdout
     assert (run / "checkpoints" / "best.keras").is_file()
-    _run(project, env, "evaluate", "--run-dir", str(run))
+    _run(project, "evaluate", "--run-dir", str(run))
     assert (run / "evaluation.json").is_file()
     if template == "nlp":  # keras-hub's learner needs tensorflow-text: the fallback is named
         assert json.loads((run / "meta.json").read_text())["vocabulary_learner"] == "python"
 
     out = tmp_path / "predictions"
-    _run(project, env, "predict", "--run-dir", str(run), *inputs, "--out", str(out))
+    _run(project, "predict", "--run-dir", str(run), *inputs, "--out", str(out))
     assert any(path.is_file() for path in out.rglob("*")), "predict wrote nothing"

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 RESNET = '''
 import sys
@@ -68,23 +69,9 @@ def drift(checkpoint: Path, preset: Path) -> dict[str, float]:
     """How far a checkpoint's backbone moved from the preset it started from: the largest
     change of a trained weight, and of a batch-norm moving statistic (read with h5py from
     both weight files, without Keras)."""
-    import io
-    import zipfile
-
-    import h5py
     import numpy as np
 
-    def arrays(handle: h5py.File) -> dict[str, np.ndarray]:
-        found: dict[str, np.ndarray] = {}
-        handle.visititems(lambda name, item: found.__setitem__(name, item[()])
-                          if isinstance(item, h5py.Dataset) else None)
-        return found
-
-    with h5py.File(preset / "model.weights.h5", "r") as handle:
-        reference = arrays(handle)
-    with zipfile.ZipFile(checkpoint) as archive, \
-            h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as handle:
-        tuned = arrays(handle)
+    reference, tuned = weights(preset), weights(checkpoint)
     moved = {"trained": 0.0, "moving": 0.0}
     for name, before in reference.items():  # layers/<layer>/vars/<i>, inside the model's
         # backbone layer: layers/res_net_backbone/..., a U-Net's layers/pyramid_encoder/
@@ -156,7 +143,7 @@ keras_hub.models.BartBackbone(
 keras_hub.models.BartTokenizer(vocabulary=vocabulary, merges=merges).save_to_preset(folder)
 '''
 
-def weights(path: Path) -> dict[str, object]:
+def weights(path: Path) -> dict[str, Any]:
     """Every array of a preset's ``model.weights.h5`` or a ``.keras`` checkpoint's weights,
     by its path inside the file (read with h5py, without Keras)."""
     import io
@@ -164,14 +151,12 @@ def weights(path: Path) -> dict[str, object]:
 
     import h5py
 
-    found: dict[str, object] = {}
+    found: dict[str, Any] = {}
+    source: Any = path / "model.weights.h5"
     if path.suffix == ".keras":
-        with zipfile.ZipFile(path) as archive, \
-                h5py.File(io.BytesIO(archive.read("model.weights.h5")), "r") as handle:
-            handle.visititems(lambda name, item: found.__setitem__(name, item[()])
-                              if isinstance(item, h5py.Dataset) else None)
-        return found
-    with h5py.File(path / "model.weights.h5", "r") as handle:
+        with zipfile.ZipFile(path) as archive:
+            source = io.BytesIO(archive.read("model.weights.h5"))
+    with h5py.File(source, "r") as handle:
         handle.visititems(lambda name, item: found.__setitem__(name, item[()])
                           if isinstance(item, h5py.Dataset) else None)
     return found
